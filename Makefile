@@ -1,0 +1,42 @@
+# The README's two commands: `make demo` and `make test`. Both create the venv, install what they
+# need and fetch the Kafka jars on a fresh machine; later runs reuse all three.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PW := $(VENV)/bin/perfwatch
+export PERFWATCH_CACHE ?= $(CURDIR)/.cache
+PYTEST_ARGS ?=
+
+.PHONY: install jars lint test test-fast demo bench chaos clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+jars: install
+	$(PW) broker fetch
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy perfwatch producer consumer training export bench
+
+test: jars lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: jars lint
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+demo: jars
+	$(PW) demo
+
+bench: jars
+	$(PW) bench
+
+chaos: jars
+	$(PW) chaos
+
+clean:
+	rm -rf artifacts .cache/broker .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,34 @@
+"""Errors of the contract. Every rejection carries a short machine-readable reason (used as a DLQ header)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Reason = Literal[
+    "empty",
+    "oversized",
+    "binary",
+    "not_utf8",
+    "bad_json",
+    "missing_field",
+    "wrong_type",
+    "not_finite",
+    "out_of_range",
+    "gb_without_total",
+    "unparseable_text",
+    "unknown_label",
+    "invalid",
+]
+
+
+class ContractError(ValueError):
+    """Input that does not satisfy the perfwatch contract."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason: Reason = reason
+        self.message = message
+
+
+class BundleError(RuntimeError):
+    """A model bundle that is missing, incomplete or does not match its manifest."""
