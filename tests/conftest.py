@@ -24,3 +24,24 @@ def real_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"shared real recordings not found at {path} (set PERFWATCH_SHARED)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-shape model trained from scratch by the real training code (shared by the suites)."""
+    from training.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-train")
+    train(TrainConfig(out=out, from_scratch="tiny", synthetic_runs=150, seed_lines=1500, max_steps=600,
+                      eval_every=50, patience=4))
+    return out / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real bundle (fp32 + int8) made from the tiny checkpoint by the real export code."""
+    from export.bundle_writer import export_bundle
+
+    out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
+    export_bundle(tiny_checkpoint, out, parity_samples=600)
+    return out

@@ -1,0 +1,1 @@
+"""ONNX export of a fine-tuned checkpoint (Optimum), int8 quantization, parity check, bundle writing."""

@@ -1,0 +1,100 @@
+"""Training: the tiny shape learns the policy; a local base checkpoint works; bad input fails clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "perfwatch.cli", *args], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **(env or {})}, check=False)
+
+
+def test_tiny_shape_reaches_095_macro_f1(tiny_checkpoint: Path) -> None:
+    meta = json.loads((tiny_checkpoint / "perfwatch_meta.json").read_text())
+    slices = meta["metrics"]["slices"]
+    assert slices["test"]["macro_f1"] >= 0.95
+    assert slices["boundary"]["n"] > 0 and slices["seed_text"]["n"] > 0
+    assert meta["metrics"]["tokens_per_sample"]["max"] <= 8  # the template stays short
+    out = tiny_checkpoint.parent
+    for png in ("training_curves.png", "resources.png", "confusion_matrix.png"):
+        assert (out / "plots" / png).stat().st_size > 5_000
+    card = (out / "model_card.md").read_text()
+    assert "tokens per sample" in card and meta["data_hash"] in card
+
+
+def _small_gpt2_checkpoint(path: Path) -> Path:
+    """What a user with the hub has: a saved GPT-2 checkpoint with its tokenizer (here: made locally)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from training.data import seed_text_lines
+    from training.model import train_tokenizer
+
+    tok = train_tokenizer([line.split(" ->")[0] for line in seed_text_lines(500, 3)], vocab_size=300)
+    tok.pad_token = None  # like the real GPT-2 tokenizer: no pad token, the loader must set one
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=64, n_layer=2, n_head=2)).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_fine_tunes_from_a_local_base_checkpoint(tmp_path: Path) -> None:
+    base = _small_gpt2_checkpoint(tmp_path / "gpt2-small-local")
+    out = tmp_path / "ft"
+    res = _cli("train", "--base-model", str(base), "--out", str(out), "--synthetic-runs", "30", "--seed-lines", "200",
+               "--max-steps", "40", "--eval-every", "20", "--lr", "1e-3")
+    assert res.returncode == 0, res.stderr[-2000:]
+    meta = json.loads((out / "model" / "perfwatch_meta.json").read_text())
+    assert meta["base_model"] == str(base)
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["architectures"] == ["GPT2ForSequenceClassification"]
+    assert config["pad_token_id"] is not None
+
+
+def test_hub_unreachable_names_both_ways_out(tmp_path: Path) -> None:
+    res = _cli("train", "--base-model", "distilgpt2", "--out", str(tmp_path / "x"), "--synthetic-runs", "5",
+               "--seed-lines", "50", env={"HF_HUB_OFFLINE": "1"})
+    assert res.returncode != 0
+    assert "--from-scratch" in res.stderr and "--base-model" in res.stderr
+    assert not (tmp_path / "x" / "model").exists()
+
+
+@pytest.mark.parametrize(("name", "content", "expect"), [
+    ("bad_label.csv", "cpu_pct,mem_pct,disk_pct,label\n10,10,10,LowLoad\n95,10,10,Overloaded\n", ":3: unknown label"),
+    ("bad_row.jsonl", '{"cpu_pct": 1, "mem_pct": 1, "disk_pct": 1, "label": "LowLoad"}\n{"cpu_pct": 1,\n', ":2: not JSON"),
+    ("range.csv", "cpu_pct,mem_pct,disk_pct,label\n10,10,10,LowLoad\n10,300,10,HighLoad\n", ":3: out_of_range"),
+    ("empty.txt", "\n\n", "empty file"),
+    ("nolabel.txt", "CPU Load: 90%, Memory: 95%, Disk: 95%\n", ":1: no '-> Label"),
+])
+def test_bad_training_input_fails_with_file_and_line(tmp_path: Path, name: str, content: str, expect: str) -> None:
+    f = tmp_path / name
+    f.write_text(content)
+    out = tmp_path / "out"
+    res = _cli("train", "--from-scratch", "tiny", "--data", str(f), "--out", str(out), "--synthetic-runs", "0",
+               "--seed-lines", "0")
+    assert res.returncode == 2
+    assert str(f) in res.stderr and expect in res.stderr
+    assert not (out / "model").exists()
+
+
+def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
+    from training.train import TrainConfig, train
+
+    lines = [f"CPU Load: {c}%, Memory: 10%, Disk: 10% -> Label: {'Hot' if c >= 50 else 'Cold'}" for c in range(100)]
+    f = tmp_path / "mine.txt"
+    f.write_text("\n".join(lines * 6))
+    cfg = TrainConfig(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, user_files=[f],
+                      labels=None, max_steps=40, eval_every=20, patience=100)
+    first = train(cfg)
+    assert first["labels"] == ["Cold", "Hot"]
+    assert first["metrics"]["steps"] == 40
+    cfg.max_steps, cfg.resume = 60, True
+    second = train(cfg)
+    assert second["metrics"]["steps"] == 60  # continued from step 40, not from zero

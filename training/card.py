@@ -1,0 +1,57 @@
+"""model_card.md: what the model is, what it was trained on, how well it does, how to reproduce it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def write_card(path: Path, meta: dict[str, Any]) -> None:
+    m = meta["metrics"]
+    rows = "\n".join(
+        f"| {name} | {r['n']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} |" for name, r in m["slices"].items()
+    )
+    per_class = "\n".join(
+        f"| {lab} | {v['precision']:.4f} | {v['recall']:.4f} | {v['support']} |"
+        for lab, v in m["slices"]["test"]["per_class"].items()
+    )
+    cfg = meta["config"]
+    how = (f"perfwatch train --from-scratch {cfg['from_scratch']}" if cfg["from_scratch"]
+           else f"perfwatch train --base-model {cfg['base_model']}")
+    how += f" --seed {cfg['seed']} --max-steps {cfg['max_steps']}"
+    shape = meta["shape"]
+    path.write_text(f"""# perfwatch load classifier
+
+Labels a performance-test sample as {', '.join(meta['labels'])}.
+
+- **Base**: `{meta['base_model']}` — GPT2ForSequenceClassification, {shape['n_layer']} layers,
+  {shape['n_embd']} wide, {shape['n_head']} heads, vocabulary {shape['vocab_size']},
+  {shape['parameters']:,} parameters.
+- **Input**: text template `{meta['template_version']}` (e.g. `cpu 91 mem 40 disk 12`); tokens per sample:
+  median {m['tokens_per_sample']['median']}, max {m['tokens_per_sample']['max']}.
+- **Data**: hash `{meta['data_hash']}`; examples per split and label: `{meta['data_summary']}`.
+  Runs never cross splits. Synthetic runs are labelled by the label policy of DESIGN.md.
+- **Training**: {m['steps']} steps, {m['train_seconds']} s, best validation macro-F1
+  {m['best_val_macro_f1']:.4f} at step {m['best_step']}, lr {meta['lr']}, seed {meta['seed']}.
+
+## Evaluation
+
+| slice | n | accuracy | macro-F1 |
+| --- | --- | --- | --- |
+{rows}
+
+Test split per class:
+
+| label | precision | recall | support |
+| --- | --- | --- | --- |
+{per_class}
+
+`boundary`: some metric within ±3 of a policy threshold. `seed_text`: examples that came from
+seed-style text lines (`CPU Load: 90%, Memory: 95%, Disk: 95%`, memory sometimes in GB).
+
+## Reproduce
+
+```
+{how}
+```
+""")

@@ -1,0 +1,206 @@
+"""Labelled examples: synthetic runs labelled by the policy, seed-style text lines, and user data
+(CSV / JSONL with a ``label`` column, or ``-> Label: X`` text lines). Splits never share a run."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from perfwatch.errors import ContractError
+from perfwatch.labels import LABELS, label_for, near_boundary
+from perfwatch.sample import validate_obj
+from perfwatch.seedtext import format_line, parse_line
+from perfwatch.synthetic import generate_runs
+from perfwatch.template import TEMPLATE_VERSION, sample_text
+
+SPLITS = ("train", "val", "test")
+
+
+class DataError(ValueError):
+    """Bad training input; the message names the file and line."""
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: str
+    run_id: str
+    source: str  # synthetic | seed | user
+    boundary: bool
+    metrics: tuple[float, float, float]
+
+
+@dataclass
+class Dataset:
+    labels: tuple[str, ...]
+    splits: dict[str, list[Example]]
+
+    @property
+    def hash(self) -> str:
+        h = hashlib.sha256(f"template={TEMPLATE_VERSION};labels={','.join(self.labels)}\n".encode())
+        for split in SPLITS:
+            for e in self.splits[split]:
+                h.update(f"{split}\t{e.run_id}\t{e.label}\t{e.text}\n".encode())
+        return h.hexdigest()
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {s: {lab: sum(e.label == lab for e in ex) for lab in self.labels} for s, ex in self.splits.items()}
+
+
+def _example(sample_like: object, label: str, run_id: str, source: str) -> Example:
+    s = sample_like
+    cpu, mem, disk = s.cpu_pct, s.mem_pct, s.disk_pct  # type: ignore[attr-defined]
+    return Example(sample_text(s), label, run_id, source, near_boundary(cpu, mem, disk), (cpu, mem, disk))  # type: ignore[arg-type]
+
+
+def synthetic_examples(n_runs: int, seed: int, samples_per_host: int = 60, hosts: int = 3) -> list[Example]:
+    return [
+        _example(s, label_for(s.cpu_pct, s.mem_pct, s.disk_pct), s.run_id, "synthetic")
+        for s in generate_runs(n_runs, seed, samples_per_host=samples_per_host, hosts=hosts)
+    ]
+
+
+def seed_text_lines(n: int, seed: int) -> list[str]:
+    """Seed-style lines like the ones users paste: whole percents, sometimes memory in GB."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for _ in range(n):
+        cpu, mem, disk = (int(x) for x in rng.integers(0, 101, 3))
+        if rng.random() < 0.2:  # near a threshold
+            from perfwatch.labels import THRESHOLDS
+
+            name, t = THRESHOLDS[rng.integers(len(THRESHOLDS))]
+            v = int(np.clip(t + rng.integers(-3, 4), 0, 100))
+            metrics = dict(zip(("cpu_pct", "mem_pct", "disk_pct"), (cpu, mem, disk), strict=True))
+            metrics[name] = v
+            cpu, mem, disk = metrics["cpu_pct"], metrics["mem_pct"], metrics["disk_pct"]
+        label = label_for(cpu, mem, disk)
+        if rng.random() < 0.15:
+            total = int(rng.choice([8, 16, 32, 64]))
+            free = round(total * (100 - mem) / 100, 2)
+            mem_pct = 100.0 * (total - free) / total
+            label = label_for(cpu, mem_pct, disk)
+            lines.append(f"CPU Load: {cpu}%, Memory: {free}GB/{total}GB, Disk: {disk}% -> Label: {label}")
+        else:
+            lines.append(format_line(cpu, mem, disk, label))
+    return lines
+
+
+def seed_examples(lines: Sequence[str], source: str = "seed", origin: str = "seed", per_run: int = 50,
+                  mem_total_gb: float | None = None, labels: Sequence[str] | None = None) -> list[Example]:
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            parsed = parse_line(line, mem_total_gb=mem_total_gb)
+        except ContractError as exc:
+            raise DataError(f"{origin}:{i + 1}: {exc}") from None
+        if parsed.label is None:
+            raise DataError(f"{origin}:{i + 1}: no '-> Label: X' on a training line")
+        _check_label(parsed.label, labels, origin, i + 1)
+        out.append(_example(parsed.sample, parsed.label, f"{source}-{i // per_run:05d}", source))
+    return out
+
+
+def _check_label(label: str, labels: Sequence[str] | None, origin: str, line: int) -> None:
+    if labels is not None and label not in labels:
+        raise DataError(f"{origin}:{line}: unknown label {label!r} (known: {', '.join(labels)}; "
+                        "pass --labels auto to take the label set from the data)")
+
+
+NUMERIC = {"cpu_pct", "mem_pct", "disk_pct", "rps", "p95_ms", "error_pct", "mem_free_gb"}
+
+
+def _number(v: str) -> float | str:
+    """CSV cells are text; numbers become floats, anything else stays text for the model to reject."""
+    try:
+        return float(v)
+    except ValueError:
+        return v
+
+
+def load_labelled(path: Path, labels: Sequence[str] | None = LABELS,
+                  mem_total_gb: float | None = None) -> list[Example]:
+    """Read user-labelled data; every problem is reported as ``file:line: what``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8", errors="strict")
+    if not text.strip():
+        raise DataError(f"{path}: empty file, no training examples")
+    suffix = path.suffix.lower()
+    rows: Iterable[tuple[int, dict[str, object]]]
+    if suffix == ".csv":
+        reader = csv.DictReader(line for line in text.splitlines() if line.strip())
+        if reader.fieldnames is None or "label" not in reader.fieldnames:
+            raise DataError(f"{path}:1: CSV needs a 'label' column (has {reader.fieldnames})")
+        rows = ((i + 2, dict(r)) for i, r in enumerate(reader))
+    elif suffix in (".jsonl", ".json"):
+        parsed_rows = []
+        for i, line in enumerate(text.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{i + 1}: not JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}:{i + 1}: expected a JSON object")
+            parsed_rows.append((i + 1, obj))
+        rows = parsed_rows
+    else:
+        return seed_examples(text.splitlines(), source="user", origin=str(path), mem_total_gb=mem_total_gb,
+                             labels=labels)
+    out = []
+    for lineno, row in rows:
+        label = str(row.pop("label", "") or "").strip()
+        if not label:
+            raise DataError(f"{path}:{lineno}: missing label")
+        _check_label(label, labels, str(path), lineno)
+        obj = {k: v for k, v in row.items() if v not in ("", None)}
+        try:
+            sample = validate_obj({k: _number(v) if k in NUMERIC and isinstance(v, str) else v for k, v in obj.items()})
+        except ContractError as exc:
+            raise DataError(f"{path}:{lineno}: {exc}") from None
+        run_id = str(row.get("run_id") or f"user-{lineno // 50:05d}")
+        out.append(_example(sample, label, run_id, "user"))
+    if not out:
+        raise DataError(f"{path}: no training examples")
+    return out
+
+
+def split_of(run_id: str, seed: int, val: float = 0.1, test: float = 0.1) -> str:
+    u = int.from_bytes(hashlib.sha256(f"{seed}:{run_id}".encode()).digest()[:8], "big") / 2**64
+    return "test" if u < test else "val" if u < test + val else "train"
+
+
+def build_dataset(
+    *, seed: int = 7, synthetic_runs: int = 400, samples_per_host: int = 60, seed_lines: int = 4000,
+    user_files: Sequence[Path] = (), labels: Sequence[str] | None = LABELS, mem_total_gb: float | None = None,
+) -> Dataset:
+    examples: list[Example] = []
+    if synthetic_runs:
+        examples += synthetic_examples(synthetic_runs, seed, samples_per_host)
+    if seed_lines:
+        examples += seed_examples(seed_text_lines(seed_lines, seed + 1))
+    for f in user_files:
+        examples += load_labelled(f, labels, mem_total_gb)
+    if not examples:
+        raise DataError("no training examples (no synthetic runs, seed lines or user files)")
+    label_set = tuple(labels) if labels is not None else tuple(sorted({e.label for e in examples}))
+    if labels is None and set(label_set) <= set(LABELS):
+        label_set = tuple(lab for lab in LABELS if lab in label_set)
+    splits: dict[str, list[Example]] = {s: [] for s in SPLITS}
+    for e in examples:
+        splits[split_of(e.run_id, seed)].append(e)
+    for s in SPLITS:
+        if not splits[s]:
+            raise DataError(f"the {s} split is empty: give more runs or files")
+    return Dataset(label_set, splits)

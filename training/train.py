@@ -1,0 +1,326 @@
+"""Fine-tune a GPT-2 sequence classifier: plain torch loop with warmup + linear decay, gradient
+clipping, early stopping on validation macro-F1, checkpoint/resume, a progress bar and a fixed seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import statistics
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from transformers import GPT2ForSequenceClassification, PreTrainedTokenizerFast
+
+from perfwatch.console import console
+from perfwatch.labels import LABELS
+from perfwatch.template import TEMPLATE_VERSION
+from training.data import Dataset, Example, build_dataset
+from training.metrics import classification_report
+from training.model import from_pretrained, from_scratch, shape_of, train_tokenizer
+
+META = "perfwatch_meta.json"
+HELDOUT = "heldout.jsonl"
+DEFAULT_LR = {"tiny": 2e-3, "small": 1e-3, "distilgpt2": 3e-4, None: 5e-5}
+
+
+@dataclass
+class TrainConfig:
+    out: Path
+    from_scratch: str | None = None
+    base_model: str = "distilgpt2"
+    seed: int = 7
+    synthetic_runs: int = 400
+    samples_per_host: int = 60
+    seed_lines: int = 4000
+    user_files: list[Path] = field(default_factory=list)
+    labels: list[str] | None = field(default_factory=lambda: list(LABELS))
+    mem_total_gb: float | None = None
+    batch_size: int = 64
+    lr: float | None = None
+    max_steps: int = 3000
+    max_minutes: float | None = None
+    warmup_ratio: float = 0.05
+    eval_every: int = 100
+    patience: int = 6
+    vocab_size: int = 512
+    threads: int | None = None
+    resume: bool = False
+    report_to: str = "none"
+
+
+@dataclass
+class Encoded:
+    ids: torch.Tensor
+    mask: torch.Tensor
+    y: torch.Tensor
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def encode(tokenizer: PreTrainedTokenizerFast, examples: list[Example], labels: tuple[str, ...]) -> Encoded:
+    # The backend tokenizer is the very object the bundle's tokenizer.json holds: same ids at run time.
+    encs = tokenizer.backend_tokenizer.encode_batch([e.text for e in examples], add_special_tokens=False)
+    length = max(len(e.ids) for e in encs)
+    pad = tokenizer.pad_token_id
+    ids = torch.full((len(encs), length), pad, dtype=torch.long)
+    mask = torch.zeros((len(encs), length), dtype=torch.long)
+    for i, e in enumerate(encs):
+        ids[i, : len(e.ids)] = torch.tensor(e.ids)
+        mask[i, : len(e.ids)] = 1
+    index = {lab: i for i, lab in enumerate(labels)}
+    return Encoded(ids, mask, torch.tensor([index[e.label] for e in examples]))
+
+
+@torch.no_grad()
+def predict(model: GPT2ForSequenceClassification, enc: Encoded, batch: int = 512) -> np.ndarray:
+    model.eval()
+    out = []
+    for i in range(0, len(enc.y), batch):
+        sl = slice(i, i + batch)
+        out.append(model(input_ids=enc.ids[sl], attention_mask=enc.mask[sl]).logits.argmax(-1).numpy())
+    model.train()
+    return np.concatenate(out)
+
+
+class ResourceSampler(threading.Thread):
+    """This process's CPU % and RSS once a second, for the resource plot."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.proc = psutil.Process()
+        self.samples: list[tuple[float, float, float]] = []
+        self._stop = threading.Event()
+        self._t0 = time.monotonic()
+
+    def run(self) -> None:
+        self.proc.cpu_percent(None)
+        while not self._stop.wait(1.0):
+            self.samples.append((time.monotonic() - self._t0, self.proc.cpu_percent(None),
+                                 self.proc.memory_info().rss / 2**20))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _lr_lambda(total: int, warmup: int):  # type: ignore[no-untyped-def]
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return f
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train, evaluate and write ``cfg.out/model`` (only when everything succeeded)."""
+    set_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    state_dir = out / "state"
+    ds = build_dataset(seed=cfg.seed, synthetic_runs=cfg.synthetic_runs, samples_per_host=cfg.samples_per_host,
+                       seed_lines=cfg.seed_lines, user_files=cfg.user_files, labels=cfg.labels,
+                       mem_total_gb=cfg.mem_total_gb)
+    labels = ds.labels
+    console.print(f"data {ds.hash[:12]}: " + ", ".join(f"{s}={len(v)}" for s, v in ds.splits.items())
+                  + f"; labels {', '.join(labels)}")
+    if cfg.from_scratch:
+        tokenizer = train_tokenizer([e.text for e in ds.splits["train"]], cfg.vocab_size)
+        model = from_scratch(cfg.from_scratch, tokenizer, labels)
+        base = f"scratch:{cfg.from_scratch}"
+    else:
+        model, tokenizer = from_pretrained(cfg.base_model, labels)
+        base = cfg.base_model
+    lr = cfg.lr or DEFAULT_LR.get(cfg.from_scratch, 5e-5)
+    data = {s: encode(tokenizer, ds.splits[s], labels) for s in ("train", "val", "test")}
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warmup = int(cfg.warmup_ratio * cfg.max_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.max_steps, warmup))
+    history: list[dict[str, float]] = []
+    step, best_f1, best_step, stale = 0, -1.0, 0, 0
+
+    if cfg.resume and (state_dir / "trainer.pt").exists():
+        st = torch.load(state_dir / "trainer.pt", weights_only=False)
+        if st["data_hash"] != ds.hash:
+            raise ValueError(f"{state_dir}: checkpoint was trained on other data ({st['data_hash'][:12]}); "
+                             "not resuming")
+        tokenizer = PreTrainedTokenizerFast.from_pretrained(state_dir / "tokenizer")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        sched.load_state_dict(st["sched"])
+        step, best_f1, best_step = st["step"], st["best_f1"], st["best_step"]
+        stale, history = st["stale"], st["history"]
+        torch.set_rng_state(st["rng"])
+        console.print(f"resumed at step {step} (best val macro-F1 {best_f1:.4f} at {best_step})")
+    elif out.exists() and not cfg.resume:
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+    tracker = _tracker(cfg, base)
+    sampler = ResourceSampler()
+    sampler.start()
+    n_train = len(data["train"].y)
+    gen = torch.Generator().manual_seed(cfg.seed + step)
+    perm = torch.randperm(n_train, generator=gen)
+    cursor = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    if best_step and (state_dir / "best.pt").exists():
+        best_state = torch.load(state_dir / "best.pt", weights_only=True)
+    t0 = time.monotonic()
+    model.train()
+    columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("loss {task.fields[loss]}"), TextColumn("val F1 {task.fields[f1]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("train", total=cfg.max_steps, completed=step, loss="-", f1="-")
+        while step < cfg.max_steps:
+            if cursor + cfg.batch_size > n_train:
+                perm, cursor = torch.randperm(n_train, generator=gen), 0
+            idx = perm[cursor: cursor + cfg.batch_size]
+            cursor += cfg.batch_size
+            d = data["train"]
+            loss = model(input_ids=d.ids[idx], attention_mask=d.mask[idx], labels=d.y[idx]).loss
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            row = {"step": step, "loss": float(loss.detach()), "lr": sched.get_last_lr()[0], "grad_norm": grad_norm,
+                   "elapsed_s": time.monotonic() - t0}
+            timed_out = cfg.max_minutes is not None and row["elapsed_s"] > cfg.max_minutes * 60
+            if step % cfg.eval_every == 0 or step == cfg.max_steps or timed_out:
+                val = classification_report(data["val"].y.numpy(), predict(model, data["val"]), labels)
+                row["val_macro_f1"] = val["macro_f1"]
+                if val["macro_f1"] > best_f1:
+                    best_f1, best_step, stale = val["macro_f1"], step, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    stale += 1
+                bar.update(task, f1=f"{val['macro_f1']:.4f}")
+                if not console.is_terminal:  # logs get one line per evaluation instead of a live bar
+                    console.print(f"step {step}/{cfg.max_steps} loss {row['loss']:.4f} val macro-F1 "
+                                  f"{val['macro_f1']:.4f} ({row['elapsed_s']:.0f}s)")
+                _save_state(state_dir, model, tokenizer, opt, sched, step, best_f1, best_step, stale, history + [row],
+                            ds.hash, best_state)
+            history.append(row)
+            tracker(row)
+            bar.update(task, completed=step, loss=f"{row['loss']:.4f}")
+            if timed_out:
+                console.print(f"time budget of {cfg.max_minutes} min reached at step {step}")
+                break
+            if stale >= cfg.patience or best_f1 >= 1.0 and stale >= 1:
+                console.print(f"early stop at step {step}: val macro-F1 {best_f1:.4f} (best at step {best_step})")
+                break
+    sampler.stop()
+    train_seconds = time.monotonic() - t0
+    if best_state is not None:
+        model.load_state_dict(best_state)
+
+    report = evaluate(model, tokenizer, ds, data)
+    report.update({"best_val_macro_f1": best_f1, "best_step": best_step, "steps": step,
+                   "train_seconds": round(train_seconds, 1)})
+    meta = {
+        "labels": list(labels), "template_version": TEMPLATE_VERSION, "base_model": base,
+        "shape": shape_of(model), "data_hash": ds.hash, "data_summary": ds.summary(), "seed": cfg.seed,
+        "max_tokens": max(16, report["tokens_per_sample"]["max"] * 2), "metrics": report,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+                   if k not in ("out", "user_files")} | {"user_files": [str(p) for p in cfg.user_files]},
+        "lr": lr,
+        "_heldout": [{"text": e.text, "label": e.label}
+                     for e in ds.splits["test"][:: max(1, len(ds.splits["test"]) // 2000)]],
+    }
+    _write_model(out, model, tokenizer, meta, history, sampler.samples)
+    return meta
+
+
+def evaluate(model: GPT2ForSequenceClassification, tokenizer: PreTrainedTokenizerFast, ds: Dataset,
+             data: dict[str, Encoded]) -> dict[str, Any]:
+    test = ds.splits["test"]
+    pred = predict(model, data["test"])
+    y = data["test"].y.numpy()
+    slices = {
+        "test": np.ones(len(test), bool),
+        "boundary": np.array([e.boundary for e in test]),
+        "seed_text": np.array([e.source == "seed" for e in test]),
+        "user": np.array([e.source == "user" for e in test]),
+    }
+    report = {name: classification_report(y[m], pred[m], ds.labels) for name, m in slices.items() if m.any()}
+    lengths = [len(e.ids) for e in tokenizer.backend_tokenizer.encode_batch([e.text for e in test],
+                                                                            add_special_tokens=False)]
+    return {"slices": report, "tokens_per_sample": {"median": statistics.median(lengths), "max": max(lengths)}}
+
+
+def _save_state(state_dir: Path, model: Any, tokenizer: PreTrainedTokenizerFast, opt: Any, sched: Any, step: int,
+                best_f1: float, best_step: int, stale: int, history: list[dict[str, float]], data_hash: str,
+                best_state: dict[str, torch.Tensor] | None) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / "trainer.pt.tmp"
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "step": step,
+                "best_f1": best_f1, "best_step": best_step, "stale": stale, "history": history,
+                "data_hash": data_hash, "rng": torch.get_rng_state()}, tmp)
+    tmp.replace(state_dir / "trainer.pt")
+    if best_state is not None and best_step == step:
+        torch.save(best_state, state_dir / "best.pt")
+    if not (state_dir / "tokenizer").exists():
+        tokenizer.save_pretrained(state_dir / "tokenizer")
+
+
+def _write_model(out: Path, model: GPT2ForSequenceClassification, tokenizer: PreTrainedTokenizerFast,
+                 meta: dict[str, Any], history: list[dict[str, float]],
+                 resources: list[tuple[float, float, float]]) -> None:
+    from training.card import write_card
+    from training.plots import plot_confusion, plot_resources, plot_training
+
+    tmp = out / "model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    heldout = meta.pop("_heldout")
+    (tmp / META).write_text(json.dumps(meta, indent=2))
+    # Held-out texts travel with the checkpoint so that export can check parity on data never trained on.
+    (tmp / HELDOUT).write_text("".join(json.dumps(h) + "\n" for h in heldout))
+    plots = out / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    plot_training(history, plots / "training_curves.png")
+    plot_resources(resources, plots / "resources.png")
+    plot_confusion(meta["metrics"]["slices"]["test"]["confusion"], meta["labels"], plots / "confusion_matrix.png")
+    (out / "history.json").write_text(json.dumps(history))
+    (out / "metrics.json").write_text(json.dumps(meta["metrics"], indent=2))
+    write_card(out / "model_card.md", meta)
+    shutil.copy(out / "model_card.md", tmp / "README.md")
+    final = out / "model"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)  # the model appears whole, or not at all
+
+
+def _tracker(cfg: TrainConfig, base: str):  # type: ignore[no-untyped-def]
+    """Optional experiment tracking (off by default). wandb runs offline: no network needed."""
+    if cfg.report_to == "none":
+        return lambda row: None
+    if cfg.report_to != "wandb":
+        raise ValueError(f"--report-to {cfg.report_to!r}: only 'none' and 'wandb' are supported")
+    try:
+        import wandb  # type: ignore[import-not-found]
+    except ImportError:
+        raise ValueError("--report-to wandb needs `pip install wandb`") from None
+    run = wandb.init(project="perfwatch", mode="offline", config={"base": base, **asdict(cfg)}, dir=str(cfg.out))
+    return lambda row: run.log(row, step=int(row["step"]))
+
+
+def lr_for(shape: str | None) -> float:
+    return DEFAULT_LR.get(shape, 5e-5)
+
+
