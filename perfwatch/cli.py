@@ -93,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except (ContractError, BundleError, FileNotFoundError, ValueError) as exc:
         return fail(str(exc))
-    except RuntimeError as exc:
-        return fail(str(exc))
+    except (RuntimeError, OSError) as exc:
+        return fail(str(exc).strip().splitlines()[0] if isinstance(exc, OSError) else str(exc))
 
 
 if __name__ == "__main__":

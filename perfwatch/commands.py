@@ -135,3 +135,293 @@ def _export(sub: argparse._SubParsersAction) -> None:
         return 0
 
     p.set_defaults(func=run)
+
+
+def _logging(verbose: bool) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+# -- consume -----------------------------------------------------------------------------------
+@command
+def _consume(sub: argparse._SubParsersAction) -> None:
+    from perfwatch.cliargs import add_settings_flags
+    from perfwatch.settings import ConsumerSettings
+
+    p = sub.add_parser(
+        "consume", help="run the stream processor (samples → ONNX verdicts → predictions/alerts/DLQ)",
+        description="A consumer-group member. Run several for more throughput: they share the partitions.")
+    add_settings_flags(p, ConsumerSettings)
+    p.add_argument("--until-idle", type=float, help="exit after this many seconds without a message")
+    p.add_argument("--no-create-topics", action="store_true", help="do not create missing topics")
+    p.add_argument("-v", "--verbose", action="store_true", help="log assignments, DLQ records, commits")
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.cliargs import settings_from_args
+        from perfwatch.preflight import check_broker, prepare_topics
+
+        _logging(a.verbose)
+        s = settings_from_args(ConsumerSettings, a)
+        from consumer.processor import StreamProcessor  # verifies the bundle before touching Kafka
+        from perfwatch.runtime import BundleModel
+
+        model = BundleModel(s.bundle, s.precision, s.threads)
+        conf = s.kafka_config()
+        check_broker(conf)
+        if not a.no_create_topics:
+            prepare_topics(conf, s.samples_topic, [s.predictions_topic, s.alerts_topic, s.dlq_topic])
+        proc = StreamProcessor(s, model)
+        proc.install_signal_handlers()
+        console.print(f"consuming {s.samples_topic} as group {s.group_id} ({s.guarantee}, bundle "
+                      f"{model.model_id}, batch ≤{s.batch_size} / {s.max_wait_ms} ms)")
+        st = proc.run(max_idle_s=a.until_idle)
+        console.print(f"stopped: {st.consumed} consumed, {st.verdicts} verdicts {st.labels}, {st.alerts} alerts, "
+                      f"{st.dlq} to DLQ, {st.batches} batches")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+# -- producer side -----------------------------------------------------------------------------
+def _kafka_settings(p: argparse.ArgumentParser) -> None:
+    from perfwatch.cliargs import add_settings_flags
+    from perfwatch.settings import KafkaSettings
+
+    add_settings_flags(p, KafkaSettings)
+
+
+def _speed(value: str) -> float | None:
+    """'max' = as fast as possible, '1' = real time, '10' = ten times faster."""
+    if value in ("max", "0"):
+        return None
+    speed = float(value.removeprefix("x").removesuffix("x"))
+    if speed <= 0:
+        raise argparse.ArgumentTypeError("speed must be > 0, or 'max'")
+    return speed
+
+
+@command
+def _publish(sub: argparse._SubParsersAction) -> None:
+    import socket
+
+    p = sub.add_parser("publish", help="publish this host's live CPU/memory/disk every interval")
+    p.add_argument("--run-id", required=True, help="the load test's run id")
+    p.add_argument("--host", default=socket.gethostname(), help="host name in the samples [default: hostname]")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl+C)")
+    p.add_argument("--disk-path", default="/", help="mount whose usage is disk %%")
+    p.add_argument("--record", type=Path, help="also append every sample to this JSONL recording")
+    _kafka_settings(p)
+
+    def run(a: argparse.Namespace) -> int:
+        import signal
+        import threading
+
+        from perfwatch.cliargs import settings_from_args
+        from perfwatch.preflight import check_broker
+        from perfwatch.settings import KafkaSettings
+        from producer.live import live_samples
+        from producer.publisher import Publisher
+
+        s = settings_from_args(KafkaSettings, a)
+        check_broker(s.kafka_config())
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        rec = a.record.open("a") if a.record else None
+        console.print(f"publishing {a.host} every {a.interval}s to {s.samples_topic} as run {a.run_id} (Ctrl+C stops)")
+        with Publisher(s.kafka_config(), s.samples_topic) as pub:
+            for sample in live_samples(a.run_id, a.host, a.interval, a.duration, a.disk_path, stop):
+                pub.send(sample)
+                if rec:
+                    rec.write(sample.model_dump_json(exclude_none=True) + "\n")
+                    rec.flush()
+                console.print(f"{sample.ts:%H:%M:%S} cpu {sample.cpu_pct:5.1f} mem {sample.mem_pct:5.1f} "
+                              f"disk {sample.disk_pct:5.1f}")
+        st = pub.stats
+        console.print(f"sent {st.sent}, delivered {st.delivered}, failed {st.failed} {dict(st.errors)}")
+        return 0 if st.failed == 0 else 1
+
+    p.set_defaults(func=run)
+
+
+def _print_summary(summary, on_error: str) -> None:  # type: ignore[no-untyped-def]
+    for r in summary.rejected[:20]:
+        console.print(f"[yellow]rejected[/] {r}")
+    if len(summary.rejected) > 20:
+        console.print(f"… and {len(summary.rejected) - 20} more")
+    reasons = ", ".join(f"{k} {n}" for k, n in summary.reasons.most_common()) or "none"
+    console.print(f"sent {summary.sent} (delivered {summary.delivered}, failed {summary.failed}) in "
+                  f"{summary.seconds:.1f}s; rejected {len(summary.rejected)} ({reasons})")
+
+
+@command
+def _replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="re-publish a recorded run (JSONL/CSV, Locust CSV, text lines, or a topic)",
+                       description="SOURCE: a .jsonl/.csv recording, a Locust *_stats_history.csv (with "
+                                   "--host-metrics), a text file of seed-style lines, or kafka:TOPIC with --from-run.")
+    p.add_argument("source")
+    p.add_argument("--speed", type=_speed, default=1.0, help="1 = real time, 10 = ×10, max = as fast as possible")
+    p.add_argument("--run-id", help="publish under this run id (tells a replay apart from the original)")
+    p.add_argument("--host-metrics", type=Path, help="host-metrics recording to join with a Locust CSV by time")
+    p.add_argument("--from-run", help="with kafka:TOPIC: the run id to read back")
+    p.add_argument("--start", help="with kafka:TOPIC: only samples at or after this RFC 3339 time")
+    p.add_argument("--end", help="with kafka:TOPIC: only samples at or before this RFC 3339 time")
+    p.add_argument("--interval", type=float, default=1.0, help="spacing of text lines, which carry no time")
+    p.add_argument("--mem-total-gb", type=float, help="total memory for text lines that give memory in GB")
+    p.add_argument("--on-error", choices=["skip", "fail"], default="skip",
+                   help="bad recording lines: report and send the rest (skip), or send nothing (fail)")
+    p.add_argument("--no-progress", action="store_true")
+    _kafka_settings(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from datetime import datetime
+
+        from perfwatch.cliargs import settings_from_args
+        from perfwatch.preflight import check_broker
+        from perfwatch.settings import KafkaSettings
+        from producer.publisher import Publisher
+        from producer.recordings import Rejected, read_source
+        from producer.replay import replay
+
+        s = settings_from_args(KafkaSettings, a)
+        check_broker(s.kafka_config())
+        items = read_source(a.source, host_metrics=a.host_metrics, run_id=a.run_id, mem_total_gb=a.mem_total_gb,
+                            conf=s.kafka_config(), from_run=a.from_run,
+                            start=datetime.fromisoformat(a.start) if a.start else None,
+                            end=datetime.fromisoformat(a.end) if a.end else None, interval_s=a.interval)
+        bad = [i for i in items if isinstance(i, Rejected)]
+        if bad and a.on_error == "fail":
+            for r in bad[:20]:
+                console.print(f"[red]bad line[/] {r}")
+            console.print(f"[bold red]error:[/] {len(bad)} bad record(s) in {a.source}; nothing sent (--on-error fail)")
+            return 2
+        if len(items) == len(bad):
+            console.print(f"[bold red]error:[/] no valid samples in {a.source}")
+            return 2
+        summary = replay(items, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed, new_run_id=a.run_id,
+                         show_progress=not a.no_progress)
+        _print_summary(summary, a.on_error)
+        return 0 if summary.failed == 0 else 1
+
+    p.set_defaults(func=run)
+
+
+@command
+def _generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="publish synthetic load-test runs (ramp-up, spikes, soak, recovery)")
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--hosts", type=int, default=3)
+    p.add_argument("--samples", type=int, default=120, help="samples per host")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between a host's samples")
+    p.add_argument("--speed", type=_speed, default=None, help="1 = real time … max = as fast as possible [max]")
+    p.add_argument("--run-prefix", default="synth")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    _kafka_settings(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.cliargs import settings_from_args
+        from perfwatch.preflight import check_broker
+        from perfwatch.settings import KafkaSettings
+        from perfwatch.synthetic import generate_runs
+        from producer.publisher import Publisher
+        from producer.replay import replay
+
+        s = settings_from_args(KafkaSettings, a)
+        check_broker(s.kafka_config())
+        items = list(generate_runs(a.runs, a.seed, a.run_prefix, hosts=a.hosts, samples_per_host=a.samples,
+                                   interval_s=a.interval))
+        summary = replay(items, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed,
+                         show_progress=not a.no_progress)
+        _print_summary(summary, "skip")
+        return 0 if summary.failed == 0 else 1
+
+    p.set_defaults(func=run)
+
+
+@command
+def _alerts(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("alerts", help="subscribe to HighLoad alerts (live or from the beginning)",
+                       description="Exit codes with --fail-on-alert: 1 if any matching alert arrived, else 0.")
+    p.add_argument("--from-beginning", action="store_true", help="read the whole topic, not only new alerts")
+    p.add_argument("--run-id")
+    p.add_argument("--host")
+    p.add_argument("--state", choices=["firing", "resolved"])
+    p.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
+    p.add_argument("--until-idle", type=float, help="exit after this many seconds without a new alert")
+    p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when a matching alert occurred")
+    _kafka_settings(p)
+
+    def run(a: argparse.Namespace) -> int:
+        import signal
+        import threading
+
+        from perfwatch.cliargs import settings_from_args
+        from perfwatch.preflight import check_broker
+        from perfwatch.settings import KafkaSettings
+        from producer.alerts import AlertFilter, as_json, follow, format_alert
+
+        s = settings_from_args(KafkaSettings, a)
+        check_broker(s.kafka_config())
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+        def show(alert):  # type: ignore[no-untyped-def]
+            if a.json:
+                print(as_json(alert), flush=True)
+            else:
+                out.print(("[bold red]" if alert.state != "resolved" else "[green]") + format_alert(alert) + "[/]")
+
+        n = follow(s.kafka_config(), s.alerts_topic, show, from_beginning=a.from_beginning,
+                   flt=AlertFilter(a.run_id, a.host, a.state), until_idle_s=a.until_idle, stop=stop)
+        console.print(f"{n} alert(s)")
+        return 1 if a.fail_on_alert and n else 0
+
+    p.set_defaults(func=run)
+
+
+@command
+def _report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="draw a run's metrics, verdicts and alerts (PNG) and summarize it")
+    p.add_argument("run_id")
+    p.add_argument("--out", type=Path, help="PNG path [default artifacts/report-RUN_ID.png]")
+    _kafka_settings(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.cliargs import settings_from_args
+        from perfwatch.preflight import check_broker
+        from perfwatch.settings import KafkaSettings
+        from producer.report import collect, draw, summarize
+
+        s = settings_from_args(KafkaSettings, a)
+        check_broker(s.kafka_config())
+        data = collect(s.kafka_config(), a.run_id, s.samples_topic, s.predictions_topic, s.alerts_topic)
+        if not data.samples and not data.verdicts:
+            console.print(f"[bold red]error:[/] no samples or verdicts for run {a.run_id!r}")
+            return 2
+        path = draw(data, a.out or Path(f"artifacts/report-{a.run_id}.png"))
+        print(summarize(data))
+        console.print(f"report → {path}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command
+def _demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="end to end: broker → train → export → consume → replay → alerts → report")
+    p.add_argument("--workdir", type=Path, default=Path("artifacts/demo"))
+    p.add_argument("--speed", type=float, default=10.0, help="replay speed (×N)")
+    p.add_argument("--train-steps", type=int, default=400)
+    p.add_argument("--keep-broker", action="store_true", help="leave the demo broker running")
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.demo import run_demo
+
+        return run_demo(a.workdir, a.speed, a.train_steps, a.keep_broker)
+
+    p.set_defaults(func=run)

@@ -40,7 +40,8 @@ def _small_gpt2_checkpoint(path: Path) -> Path:
 
     tok = train_tokenizer([line.split(" ->")[0] for line in seed_text_lines(500, 3)], vocab_size=300)
     tok.pad_token = None  # like the real GPT-2 tokenizer: no pad token, the loader must set one
-    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=64, n_layer=2, n_head=2)).save_pretrained(path)
+    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=64, n_layer=2, n_head=2)
+    GPT2LMHeadModel(config).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 
@@ -68,7 +69,8 @@ def test_hub_unreachable_names_both_ways_out(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "content", "expect"), [
     ("bad_label.csv", "cpu_pct,mem_pct,disk_pct,label\n10,10,10,LowLoad\n95,10,10,Overloaded\n", ":3: unknown label"),
-    ("bad_row.jsonl", '{"cpu_pct": 1, "mem_pct": 1, "disk_pct": 1, "label": "LowLoad"}\n{"cpu_pct": 1,\n', ":2: not JSON"),
+    ("bad_row.jsonl", '{"cpu_pct": 1, "mem_pct": 1, "disk_pct": 1, "label": "LowLoad"}\n{"cpu_pct": 1,\n',
+     ":2: not JSON"),
     ("range.csv", "cpu_pct,mem_pct,disk_pct,label\n10,10,10,LowLoad\n10,300,10,HighLoad\n", ":3: out_of_range"),
     ("empty.txt", "\n\n", "empty file"),
     ("nolabel.txt", "CPU Load: 90%, Memory: 95%, Disk: 95%\n", ":1: no '-> Label"),

@@ -1,0 +1,1 @@
+"""Benchmarks: everything measured side by side in one run on one machine; goals are ratios."""

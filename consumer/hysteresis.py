@@ -1,0 +1,50 @@
+"""Alert lifecycle per (run_id, host): ``firing`` once N of the last M samples are HighLoad,
+``resolved`` when fewer than N of the last M are; never a second ``firing`` while firing."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from perfwatch.verdict import AlertState
+
+
+@dataclass
+class _KeyState:
+    window: deque[bool]
+    firing: bool = False
+
+
+@dataclass
+class Hysteresis:
+    n: int
+    m: int
+    states: dict[str, _KeyState] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, spec: str) -> Hysteresis:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
+        if not match or not 0 < int(match[1]) <= int(match[2]):
+            raise ValueError(f"hysteresis {spec!r}: expected N/M with 0 < N <= M, e.g. 3/5")
+        return cls(int(match[1]), int(match[2]))
+
+    def observe(self, key: str, is_high: bool) -> AlertState | None:
+        st = self.states.get(key)
+        if st is None:
+            st = self.states[key] = _KeyState(deque(maxlen=self.m))
+        st.window.append(is_high)
+        highs = sum(st.window)
+        if not st.firing and highs >= self.n:
+            st.firing = True
+            return "firing"
+        if st.firing and highs < self.n:
+            st.firing = False
+            return "resolved"
+        return None
+
+    def restore(self, key: str, state: AlertState) -> None:
+        """Take over a key's state from the alerts topic after a rebalance (its window is not on the
+        topic: a firing key restarts with a full-high window, so it resolves only on fresh evidence)."""
+        firing = state == "firing"
+        self.states[key] = _KeyState(deque([firing] * self.m, maxlen=self.m), firing)

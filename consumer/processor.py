@@ -1,0 +1,343 @@
+"""The consume loop. One thread owns every Kafka call; ONNX Runtime runs the previous batch in a
+worker thread (it releases the GIL) while the main thread consumes, decodes and tokenizes the next.
+
+at-least-once: a batch's offsets are committed once every record it produced is acknowledged.
+exactly-once: one transaction per batch with send_offsets_to_transaction; readers use read_committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from consumer.batch import Batch, message_time, prepare
+from consumer.hysteresis import Hysteresis
+from consumer.metrics import Metrics
+from consumer.routing import Record, route
+from perfwatch.runtime import BundleModel
+from perfwatch.settings import ConsumerSettings
+from perfwatch.verdict import ModelRef
+
+log = logging.getLogger("perfwatch.consumer")
+
+
+class DeliveryFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class _Unacked:
+    """A batch whose output records await broker acknowledgement (at-least-once)."""
+
+    batch: Batch
+    remaining: int
+    error: KafkaError | None = None
+
+    def on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        self.remaining -= 1
+        if err is not None and self.error is None:
+            self.error = err
+
+
+@dataclass
+class Stats:
+    consumed: int = 0
+    verdicts: int = 0
+    dlq: int = 0
+    alerts: int = 0
+    batches: int = 0
+    inference_s: float = 0.0
+    commits: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+
+
+class StreamProcessor:
+    def __init__(self, settings: ConsumerSettings, model: BundleModel | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self.s = settings
+        self.model = model or BundleModel(settings.bundle, settings.precision, settings.threads)
+        self.model_ref = ModelRef(id=self.model.model_id, sha256=self.model.manifest.sha256)
+        self.metrics = metrics or Metrics()
+        self.hysteresis = Hysteresis.parse(settings.hysteresis) if settings.hysteresis else None
+        self.eos = settings.guarantee == "exactly-once"
+        self.stats = Stats()
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()  # set once partitions are assigned (tests and health checks wait on it)
+        self._unacked: deque[_Unacked] = deque()
+        self._pending: tuple[Batch, Future[np.ndarray]] | None = None
+        self._paused = False
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="perfwatch-infer")
+        conn = settings.kafka_config()
+        self.consumer = Consumer({
+            **conn, "group.id": settings.group_id, "enable.auto.commit": False, "enable.auto.offset.store": False,
+            "auto.offset.reset": settings.auto_offset_reset, "isolation.level": "read_committed",
+            "partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 10_000,
+            "heartbeat.interval.ms": 1_000, "max.poll.interval.ms": 300_000,
+            "fetch.message.max.bytes": max(1_048_576, settings.max_message_bytes * 4),
+            "error_cb": self._on_client_error,
+        })
+        producer_conf: dict[str, Any] = {
+            **conn, "enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "lz4",
+            "message.max.bytes": 2_000_000, "error_cb": self._on_client_error,
+        }
+        if self.eos:
+            producer_conf["transactional.id"] = settings.transactional_id or (
+                f"perfwatch-{settings.group_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        self.producer = Producer(producer_conf)
+        self._last_lag = 0.0
+
+    # -- Kafka callbacks ----------------------------------------------------------------------------
+    def _on_client_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            log.error("fatal Kafka error: %s", err)
+            self.stop_event.set()
+        elif err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION):
+            log.warning("Kafka: %s", err)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+        if self.hysteresis is not None and partitions:
+            self._restore_alert_state()
+        self.ready.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Commit what is done for the revoked partitions: finish the batch in hand, then commit.
+        log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+        self._finish_pending()
+        self._drain_acks(timeout=30.0)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost, not revoked: another member may own them already. Drop the work, commit nothing.
+        log.warning("lost %s; dropping the batch in hand", partitions)
+        if self._pending is not None:
+            self._pending[1].cancel()
+            self._pending = None
+        if self.eos:
+            try:
+                self.producer.abort_transaction(10)
+            except KafkaException:
+                pass
+        self._unacked.clear()
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: finish the batch in hand, commit, leave the group. A second Ctrl+C exits at once."""
+        def handler(signum: int, _frame: object) -> None:
+            if self.stop_event.is_set() and signum == signal.SIGINT:
+                os._exit(130)
+            log.info("signal %s: finishing the batch in hand, then leaving the group", signum)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self, max_idle_s: float | None = None) -> Stats:
+        """Process until stopped (or until ``max_idle_s`` without messages, for bounded runs)."""
+        if self.s.metrics_port is not None:
+            self.metrics.serve(self.s.metrics_port)
+        if self.eos:
+            self.producer.init_transactions(30)
+        self.consumer.subscribe([self.s.samples_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
+                                 on_lost=self._on_lost)
+        idle_since = time.monotonic()
+        try:
+            while not self.stop_event.is_set():
+                msgs = self.consumer.consume(self.s.batch_size, self.s.max_wait_ms / 1000)
+                msgs = [m for m in msgs if not self._is_error(m)]
+                batch = prepare(msgs, self.model, self.s.max_message_bytes, self.s.mem_total_gb) if msgs else None
+                self._finish_pending()  # emit batch N while batch N+1 was being fetched and tokenized
+                if batch is not None:
+                    idle_since = time.monotonic()
+                    self._submit(batch)
+                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s and not self._unacked:
+                    break
+                self.producer.poll(0)
+                self._commit_acked()
+                self._backpressure()
+                self._update_lag()
+            self._finish_pending()
+            self._drain_acks(timeout=60.0)
+        finally:
+            self._executor.shutdown(wait=True)
+            self.consumer.close()  # leaves the group
+            self.producer.flush(10)
+        return self.stats
+
+    # -- the pipeline --------------------------------------------------------------------------------
+    def _is_error(self, m: Message) -> bool:
+        err = m.error()
+        if err is None:
+            return False
+        if err.code() != KafkaError._PARTITION_EOF:
+            log.warning("consume error on %s[%s]: %s", m.topic(), m.partition(), err)
+        return True
+
+    def _submit(self, batch: Batch) -> None:
+        self.stats.consumed += len(batch)
+        self.metrics.samples.inc(len(batch))
+        self.metrics.batch_size.observe(len(batch))
+        fut: Future[np.ndarray]
+        if batch.encoded is None:
+            fut = Future()
+            fut.set_result(np.zeros((0, len(self.model.labels))))
+        else:
+            fut = self._executor.submit(self._infer, batch)
+        self._pending = (batch, fut)
+
+    def _infer(self, batch: Batch) -> np.ndarray:
+        t0 = time.perf_counter()
+        assert batch.encoded is not None  # noqa: S101 - submitted only with valid samples
+        probs = self.model.run(batch.encoded)
+        dt = time.perf_counter() - t0
+        self.metrics.inference.observe(dt)
+        self.stats.inference_s += dt
+        return probs
+
+    def _finish_pending(self) -> None:
+        if self._pending is None:
+            return
+        batch, fut = self._pending
+        self._pending = None
+        probs = fut.result()
+        records, verdicts = route(
+            batch, probs, self.model.labels, self.model_ref, predictions_topic=self.s.predictions_topic,
+            alerts_topic=self.s.alerts_topic, dlq_topic=self.s.dlq_topic, emit_predictions=self.s.emit_predictions,
+            hysteresis=self.hysteresis, dlq_max_bytes=min(self.s.max_message_bytes * 4, 1_000_000),
+        )
+        if self.eos:
+            self._emit_transaction(batch, records)
+        else:
+            self._emit_at_least_once(batch, records)
+        self._account(batch, records, verdicts)
+
+    def _produce(self, records: list[Record], on_delivery: Any = None) -> None:
+        for r in records:
+            while True:
+                try:
+                    self.producer.produce(r.topic, r.value, r.key, headers=r.headers, on_delivery=on_delivery)
+                    break
+                except BufferError:  # local queue full: serve deliveries, then retry
+                    self.producer.poll(0.1)
+
+    def _emit_at_least_once(self, batch: Batch, records: list[Record]) -> None:
+        pending = _Unacked(batch, len(records))
+        self._unacked.append(pending)
+        self._produce(records, pending.on_delivery)
+        self.producer.poll(0)
+
+    def _emit_transaction(self, batch: Batch, records: list[Record]) -> None:
+        try:
+            self.producer.begin_transaction()
+            self._produce(records)
+            self.producer.send_offsets_to_transaction(batch.offsets(), self.consumer.consumer_group_metadata(), 30)
+            self.producer.commit_transaction(60)
+            self.stats.commits += 1
+        except KafkaException as exc:
+            err = exc.args[0]
+            if err.txn_requires_abort():
+                log.warning("transaction aborted (%s); rewinding to re-process the batch", err)
+                self.producer.abort_transaction(30)
+                for (topic, part), off in batch.first_offsets.items():
+                    self.consumer.seek(TopicPartition(topic, part, off))
+            else:
+                raise
+
+    def _commit_acked(self) -> None:
+        """Commit offsets of the leading batches whose records are all acknowledged."""
+        done: dict[tuple[str, int], int] = {}
+        while self._unacked and self._unacked[0].remaining <= 0:
+            u = self._unacked.popleft()
+            if u.error is not None:
+                raise DeliveryFailed(f"output not delivered ({u.error}); stopping without committing, "
+                                     "the batch will be re-read on restart")
+            done.update(u.batch.next_offsets)
+        if done:
+            try:
+                self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in done.items()],
+                                     asynchronous=False)
+                self.stats.commits += 1
+            except KafkaException as exc:
+                # e.g. the partitions were revoked meanwhile: the new owner re-reads them (at-least-once)
+                log.warning("commit failed: %s", exc)
+
+    def _drain_acks(self, timeout: float) -> None:
+        if self.eos:
+            return
+        deadline = time.monotonic() + timeout
+        while self._unacked and time.monotonic() < deadline:
+            self.producer.poll(0.05)
+            self._commit_acked()
+
+    def _backpressure(self) -> None:
+        """Pause the assigned partitions while too many batches wait for acks; resume when half drained."""
+        n = len(self._unacked)
+        if not self._paused and n > self.s.max_pending_batches:
+            self.consumer.pause(self.consumer.assignment())
+            self._paused = True
+            self.metrics.paused.set(1)
+        elif self._paused and n <= self.s.max_pending_batches // 2:
+            self.consumer.resume(self.consumer.assignment())
+            self._paused = False
+            self.metrics.paused.set(0)
+
+    def _account(self, batch: Batch, records: list[Record], verdicts: list[Any]) -> None:
+        self.stats.batches += 1
+        self.stats.verdicts += len(verdicts)
+        self.stats.dlq += len(batch.invalid)
+        now = time.time()
+        for v in verdicts:
+            self.metrics.verdicts.labels(v.label).inc()
+            self.stats.labels[v.label] = self.stats.labels.get(v.label, 0) + 1
+        for msg, exc in batch.invalid:
+            self.metrics.dlq.labels(exc.reason).inc()
+            log.info("DLQ %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc)
+        for r in records:
+            if r.topic == self.s.alerts_topic:
+                self.stats.alerts += 1
+                self.metrics.alerts.labels("firing" if b'"state":"firing"' in r.value else
+                                           "resolved" if b'"state":"resolved"' in r.value else "high").inc()
+        for msg, _ in batch.valid:
+            if (t := message_time(msg)) is not None:
+                self.metrics.latency.observe(max(0.0, now - t.timestamp()))
+
+    def _update_lag(self) -> None:
+        if time.monotonic() - self._last_lag < 5:
+            return
+        self._last_lag = time.monotonic()
+        try:
+            for tp in self.consumer.position(self.consumer.assignment()):
+                _, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
+                if tp.offset >= 0 and high >= 0:
+                    self.metrics.lag.labels(str(tp.partition)).set(max(0, high - tp.offset))
+        except KafkaException:
+            pass
+
+    def _restore_alert_state(self) -> None:
+        """Rebuild firing/resolved per key from the alerts topic, so a rebalance never re-fires."""
+        from perfwatch.kafkaio import read_topic
+        from perfwatch.verdict import Alert
+
+        assert self.hysteresis is not None  # noqa: S101
+        conf = {**self.s.kafka_config()}
+        try:
+            for m in read_topic(conf, self.s.alerts_topic, idle_s=0.5, max_s=10, read_committed=True):
+                a = Alert.model_validate_json(m.value() or b"{}")
+                if a.state is not None:
+                    self.hysteresis.restore(f"{a.run_id}/{a.host}", a.state)
+        except (KafkaException, KeyError, ValueError) as exc:
+            log.warning("could not restore alert state from %s: %s", self.s.alerts_topic, exc)

@@ -1,0 +1,74 @@
+"""What a batch becomes on the output topics: verdicts, alerts, and dead letters with their reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+from confluent_kafka import Message
+
+from consumer.batch import Batch, coords
+from consumer.hysteresis import Hysteresis
+from perfwatch.errors import ContractError
+from perfwatch.labels import ALERT_LABEL
+from perfwatch.verdict import Alert, ModelRef, SourceRef, Verdict
+
+Header = tuple[str, str | bytes | None]
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[Header] | None = None
+
+
+def dlq_headers(msg: Message, exc: ContractError, truncated_from: int | None) -> list[Header]:
+    topic, partition, offset = coords(msg)
+    h: list[Header] = [
+        ("perfwatch.error.reason", exc.reason.encode()),
+        ("perfwatch.error.class", type(exc).__name__.encode()),
+        ("perfwatch.error.message", exc.message[:500].encode()),
+        ("perfwatch.source.topic", topic.encode()),
+        ("perfwatch.source.partition", str(partition).encode()),
+        ("perfwatch.source.offset", str(offset).encode()),
+    ]
+    if truncated_from is not None:
+        h.append(("perfwatch.original.size", str(truncated_from).encode()))
+    original = msg.headers() or []
+    return h + (list(original.items()) if isinstance(original, dict) else list(original))
+
+
+def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: ModelRef, *, predictions_topic: str,
+          alerts_topic: str, dlq_topic: str, emit_predictions: bool, hysteresis: Hysteresis | None,
+          dlq_max_bytes: int) -> tuple[list[Record], list[Verdict]]:
+    now = datetime.now(UTC)
+    records: list[Record] = []
+    verdicts: list[Verdict] = []
+    best = probs.argmax(axis=-1) if len(probs) else np.zeros(0, dtype=int)
+    for (msg, s), row, i in zip(batch.valid, probs, best, strict=True):
+        label = labels[int(i)]
+        topic, partition, offset = coords(msg)
+        v = Verdict(
+            run_id=s.run_id, host=s.host, ts=s.ts, label=label, confidence=float(row[i]),  # type: ignore[arg-type]
+            scores={lab: float(p) for lab, p in zip(labels, row, strict=True)},
+            cpu_pct=s.cpu_pct, mem_pct=s.mem_pct, disk_pct=s.disk_pct, rps=s.rps, p95_ms=s.p95_ms,
+            error_pct=s.error_pct, model=model, source=SourceRef(topic=topic, partition=partition, offset=offset),
+            detected_at=now,
+        )
+        verdicts.append(v)
+        key = msg.key()
+        if emit_predictions:
+            records.append(Record(predictions_topic, key, v.model_dump_json().encode()))
+        if hysteresis is None:
+            if label == ALERT_LABEL:
+                records.append(Record(alerts_topic, key, Alert(**v.__dict__).model_dump_json().encode()))
+        elif state := hysteresis.observe(s.key, label == ALERT_LABEL):
+            records.append(Record(alerts_topic, key, Alert(**v.__dict__, state=state).model_dump_json().encode()))
+    for msg, exc in batch.invalid:
+        value = msg.value() or b""
+        truncated = len(value) if len(value) > dlq_max_bytes else None
+        records.append(Record(dlq_topic, msg.key(), value[:dlq_max_bytes], dlq_headers(msg, exc, truncated)))
+    return records, verdicts

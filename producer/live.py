@@ -1,0 +1,33 @@
+"""Live host metrics with psutil: CPU %, memory %, disk % (of one mount) every interval."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psutil
+
+from perfwatch.sample import Sample
+
+
+def live_samples(run_id: str, host: str, interval_s: float = 1.0, duration_s: float | None = None,
+                 disk_path: str = "/", stop: threading.Event | None = None) -> Iterator[Sample]:
+    """Yield one sample per interval until ``duration_s`` (or forever), or until ``stop`` is set."""
+    stop = stop or threading.Event()
+    psutil.cpu_percent(None)  # the first reading primes the counter
+    start = time.monotonic()
+    n = 0
+    while duration_s is None or time.monotonic() - start < duration_s:
+        n += 1
+        # Sleep to the next tick of the schedule, not a fixed interval: no drift over long runs.
+        delay = start + n * interval_s - time.monotonic()
+        if stop is not None and stop.wait(max(0.0, delay)):
+            return
+        if stop is None and delay > 0:
+            time.sleep(delay)
+        vm = psutil.virtual_memory()
+        yield Sample(run_id=run_id, host=host, ts=datetime.now(UTC), cpu_pct=psutil.cpu_percent(None),
+                     mem_pct=vm.percent, disk_pct=psutil.disk_usage(disk_path).percent,
+                     mem_free_gb=round(vm.available / 2**30, 3))

@@ -1,0 +1,91 @@
+"""Helpers for tests that drive the real pipeline: produce inputs, run processors, read outputs back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from perfwatch.kafkaio import end_offsets, read_topic
+from perfwatch.sample import Sample
+
+TOPIC_KEYS = ("samples_topic", "predictions_topic", "alerts_topic", "dlq_topic")
+
+
+@dataclass
+class Topics:
+    samples: str
+    predictions: str
+    alerts: str
+    dlq: str
+
+    def settings(self) -> dict[str, str]:
+        return dict(zip(TOPIC_KEYS, (self.samples, self.predictions, self.alerts, self.dlq), strict=True))
+
+    def flags(self) -> list[str]:
+        return [x for k, v in self.settings().items() for x in ("--" + k.replace("_", "-"), v)]
+
+
+def make_topics(topic_factory: Any, partitions: int = 3) -> Topics:
+    return Topics(*(topic_factory(n, partitions=partitions) for n in ("samples", "pred", "alerts", "dlq")))
+
+
+def produce(conf: dict[str, Any], topic: str, items: Iterable[tuple[bytes | str | None, bytes | str]]) -> int:
+    p = Producer({**conf, "enable.idempotence": True, "linger.ms": 5, "message.max.bytes": 2_000_000})
+    n = 0
+    for key, value in items:
+        while True:
+            try:
+                p.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                p.poll(0.1)
+        n += 1
+    assert p.flush(60) == 0
+    return n
+
+
+def sample_msg(i: int, cpu: float, mem: float = 20.0, disk: float = 20.0, run: str = "r1",
+               host: str | None = None) -> tuple[bytes, bytes]:
+    s = Sample(run_id=run, host=host or f"h{i % 7}", cpu_pct=cpu, mem_pct=mem, disk_pct=disk, tags={"i": str(i)})
+    return s.key.encode(), s.model_dump_json().encode()
+
+
+def read_json(conf: dict[str, Any], topic: str, *, committed: bool = False, idle_s: float = 3.0) -> list[dict]:
+    return [json.loads(m.value()) for m in read_topic(conf, topic, idle_s=idle_s, read_committed=committed)]
+
+
+def total(conf: dict[str, Any], topic: str) -> int:
+    return sum(end_offsets(conf, topic).values())
+
+
+def run_in_thread(proc: Any, max_idle_s: float | None = None) -> threading.Thread:
+    t = threading.Thread(target=proc.run, kwargs={"max_idle_s": max_idle_s}, daemon=True)
+    t.start()
+    return t
+
+
+def wait_for(pred: Any, timeout: float = 60.0, every: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(every)
+    return False
+
+
+def consume_cli(bootstrap: str, topics: Topics, bundle: Path, *extra: str) -> subprocess.Popen[str]:
+    """`perfwatch consume` as a real process (for SIGKILL / SIGTERM tests)."""
+    args = [sys.executable, "-m", "perfwatch.cli", "consume", "--bootstrap-servers", bootstrap, *topics.flags(),
+            "--bundle", str(bundle), *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
