@@ -54,7 +54,8 @@ def raw_table(bundle: Path, batches: tuple[int, ...] = (1, 32, 128), threads: in
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
-    lines = ["| precision | batch | samples/s (with tokenizing) | samples/s (model only) |", "| --- | --- | --- | --- |"]
+    lines = ["| precision | batch | samples/s (with tokenizing) | samples/s (model only) |",
+             "| --- | --- | --- | --- |"]
     lines += [f"| {r['precision']} | {r['batch']} | {r['samples_per_s']:.0f} | {r['samples_per_s_no_tokenize']:.0f} |"
               for r in rows]
     return "\n".join(lines)

@@ -7,7 +7,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence  # noqa: F401
 from pathlib import Path
 
 from perfwatch.console import console, fail
@@ -62,28 +62,18 @@ def _add_broker(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_broker)
 
 
-# -- registry ----------------------------------------------------------------------------------
-COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_broker]
-
-
-def _register_stage_commands() -> None:
-    from perfwatch import commands
-
-    COMMANDS.extend(commands.ALL)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from perfwatch import commands  # registers the stage commands; they import their stage lazily
+
     parser = argparse.ArgumentParser(
         prog="perfwatch", description="Live load alerts for performance tests, through Kafka and ONNX Runtime.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in COMMANDS:
+    for add in (_add_broker, *commands.ALL):
         add(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if len(COMMANDS) == 1:
-        _register_stage_commands()
     args = build_parser().parse_args(argv)
     handler: Handler = args.func
     try:

@@ -19,6 +19,8 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
     how = (f"perfwatch train --from-scratch {cfg['from_scratch']}" if cfg["from_scratch"]
            else f"perfwatch train --base-model {cfg['base_model']}")
     how += f" --seed {cfg['seed']} --max-steps {cfg['max_steps']}"
+    if cfg.get("max_minutes"):
+        how += f" --max-minutes {cfg['max_minutes']:g}"
     shape = meta["shape"]
     path.write_text(f"""# perfwatch load classifier
 
