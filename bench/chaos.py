@@ -156,7 +156,7 @@ def consumer_crashes(bootstrap: str, bundle: Path, guarantee: str, n: int = 20_0
     rng = random.Random(seed)
     group = f"chaos-{uuid.uuid4().hex[:8]}"
     flags = ["--group-id", group, "--guarantee", guarantee, "--batch-size", "64"]
-    for k in range(kills):
+    for _ in range(kills):
         proc = consume_process(bootstrap, topics, bundle, *flags)
         target = outputs(conf, topics) + rng.randint(n // (kills * 4), n // (kills * 2))
         wait_until(lambda t=target: outputs(conf, topics) >= t, timeout=300)

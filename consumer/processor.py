@@ -78,6 +78,7 @@ class StreamProcessor:
         self._unacked: deque[_Unacked] = deque()
         self._pending: tuple[Batch, Future[np.ndarray]] | None = None
         self._paused = False
+        self._assigned = False
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="perfwatch-infer")
         conn = settings.kafka_config()
         self.consumer = Consumer({
@@ -93,8 +94,13 @@ class StreamProcessor:
             "message.max.bytes": 2_000_000, "error_cb": self._on_client_error,
         }
         if self.eos:
+            # A stable --transactional-id lets a restarted instance fence its crashed predecessor at once.
+            # Otherwise the id is unique and a crashed process's open transaction is aborted by the broker
+            # after transaction.timeout.ms: kept short, since a transaction spans only produce + commit
+            # (inference runs before it begins); until then read_committed readers wait at that offset.
             producer_conf["transactional.id"] = settings.transactional_id or (
                 f"perfwatch-{settings.group_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+            producer_conf["transaction.timeout.ms"] = 10_000
         self.producer = Producer(producer_conf)
         self._last_lag = 0.0
 
@@ -110,6 +116,7 @@ class StreamProcessor:
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         if self.hysteresis is not None and partitions:
             self._restore_alert_state()
+        self._assigned = bool(consumer.assignment()) or bool(partitions)
         self.ready.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -117,6 +124,9 @@ class StreamProcessor:
         log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         self._finish_pending()
         self._drain_acks(timeout=30.0)
+        revoked = {(p.topic, p.partition) for p in partitions}
+        remaining = {(p.topic, p.partition) for p in consumer.assignment()} - revoked
+        self._assigned = bool(remaining)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost, not revoked: another member may own them already. Drop the work, commit nothing.
@@ -130,6 +140,7 @@ class StreamProcessor:
             except KafkaException:
                 pass
         self._unacked.clear()
+        self._assigned = False
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -157,6 +168,8 @@ class StreamProcessor:
         idle_since = time.monotonic()
         try:
             while not self.stop_event.is_set():
+                if not self._assigned:  # waiting for the group (e.g. a dead member's session to expire)
+                    idle_since = time.monotonic()
                 msgs = self.consumer.consume(self.s.batch_size, self.s.max_wait_ms / 1000)
                 msgs = [m for m in msgs if not self._is_error(m)]
                 batch = prepare(msgs, self.model, self.s.max_message_bytes, self.s.mem_total_gb) if msgs else None

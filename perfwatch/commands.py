@@ -248,8 +248,10 @@ def _publish(sub: argparse._SubParsersAction) -> None:
 
 
 def _print_summary(summary, on_error: str) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
     for r in summary.rejected[:20]:
-        console.print(f"[yellow]rejected[/] {r}")
+        console.print(f"[yellow]rejected[/] {escape(str(r))}")
     if len(summary.rejected) > 20:
         console.print(f"… and {len(summary.rejected) - 20} more")
     reasons = ", ".join(f"{k} {n}" for k, n in summary.reasons.most_common()) or "none"
@@ -294,8 +296,10 @@ def _replay(sub: argparse._SubParsersAction) -> None:
                             end=datetime.fromisoformat(a.end) if a.end else None, interval_s=a.interval)
         bad = [i for i in items if isinstance(i, Rejected)]
         if bad and a.on_error == "fail":
+            from rich.markup import escape
+
             for r in bad[:20]:
-                console.print(f"[red]bad line[/] {r}")
+                console.print(f"[red]bad line[/] {escape(str(r))}")
             console.print(f"[bold red]error:[/] {len(bad)} bad record(s) in {a.source}; nothing sent (--on-error fail)")
             return 2
         if len(items) == len(bad):
@@ -374,7 +378,10 @@ def _alerts(sub: argparse._SubParsersAction) -> None:
             if a.json:
                 print(as_json(alert), flush=True)
             else:
-                out.print(("[bold red]" if alert.state != "resolved" else "[green]") + format_alert(alert) + "[/]")
+                from rich.markup import escape
+
+                style = "[bold red]" if alert.state != "resolved" else "[green]"
+                out.print(style + escape(format_alert(alert)) + "[/]")
 
         n = follow(s.kafka_config(), s.alerts_topic, show, from_beginning=a.from_beginning,
                    flt=AlertFilter(a.run_id, a.host, a.state), until_idle_s=a.until_idle, stop=stop)

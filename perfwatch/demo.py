@@ -10,6 +10,8 @@ import threading
 import time
 from pathlib import Path
 
+from rich.markup import escape
+
 from perfwatch.console import console, out
 
 LOCUST = Path("results_stats_history.csv")
@@ -67,7 +69,7 @@ def run_demo(workdir: Path, speed: float = 10.0, train_steps: int = 400, keep_br
         seen: list[str] = []
 
         def show(a) -> None:  # type: ignore[no-untyped-def]
-            line = format_alert(a)
+            line = escape(format_alert(a))
             seen.append(line)
             out.print(("[bold red]ALERT " if a.state != "resolved" else "[green]ALERT ") + line + "[/]")
 

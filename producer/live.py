@@ -19,7 +19,7 @@ def live_samples(run_id: str, host: str, interval_s: float = 1.0, duration_s: fl
     psutil.cpu_percent(None)  # the first reading primes the counter
     start = time.monotonic()
     n = 0
-    while duration_s is None or time.monotonic() - start < duration_s:
+    while duration_s is None or (n + 1) * interval_s <= duration_s + 1e-9:
         n += 1
         # Sleep to the next tick of the schedule, not a fixed interval: no drift over long runs.
         delay = start + n * interval_s - time.monotonic()

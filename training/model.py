@@ -56,6 +56,26 @@ def from_scratch(shape_name: str, tokenizer: PreTrainedTokenizerFast,
     return GPT2ForSequenceClassification(config)
 
 
+def check_base(base: str) -> None:
+    """Fail fast (before any data work) when the base checkpoint cannot be loaded."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(base)
+    except (OSError, ValueError) as exc:
+        raise BaseModelError(_no_base_message(base, exc)) from None
+
+
+def _no_base_message(base: str, exc: Exception) -> str:
+    where = "local directory" if Path(base).exists() else "Hugging Face hub"
+    return (
+        f"cannot load base model {base!r} from the {where}: {str(exc).splitlines()[0]}\n"
+        "Two ways out: --base-model /path/to/a/local/gpt2-checkpoint (a directory with config.json, "
+        "weights and tokenizer files), or --from-scratch distilgpt2|small|tiny (same architecture, "
+        "randomly initialised, tokenizer trained on the data)."
+    )
+
+
 def from_pretrained(base: str, labels: Sequence[str]) -> tuple[GPT2ForSequenceClassification, PreTrainedTokenizerFast]:
     """Load a GPT-2 checkpoint (hub id or local dir) with a fresh classification head."""
     try:
@@ -65,13 +85,7 @@ def from_pretrained(base: str, labels: Sequence[str]) -> tuple[GPT2ForSequenceCl
             label2id={lab: i for i, lab in enumerate(labels)}, ignore_mismatched_sizes=True,
         )
     except (OSError, ValueError) as exc:
-        where = "local directory" if Path(base).exists() else "Hugging Face hub"
-        raise BaseModelError(
-            f"cannot load base model {base!r} from the {where}: {str(exc).splitlines()[0]}\n"
-            "Two ways out: --base-model /path/to/a/local/gpt2-checkpoint (a directory with config.json, "
-            "weights and tokenizer files), or --from-scratch distilgpt2|small|tiny (same architecture, "
-            "randomly initialised, tokenizer trained on the data)."
-        ) from None
+        raise BaseModelError(_no_base_message(base, exc)) from None
     # GPT-2 has no pad token: pad with eos, and tell the model so it finds the last real token.
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -25,7 +25,7 @@ from perfwatch.labels import LABELS
 from perfwatch.template import TEMPLATE_VERSION
 from training.data import Dataset, Example, build_dataset
 from training.metrics import classification_report
-from training.model import from_pretrained, from_scratch, shape_of, train_tokenizer
+from training.model import check_base, from_pretrained, from_scratch, shape_of, train_tokenizer
 
 META = "perfwatch_meta.json"
 HELDOUT = "heldout.jsonl"
@@ -130,6 +130,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     state_dir = out / "state"
+    if not cfg.from_scratch:
+        check_base(cfg.base_model)
     ds = build_dataset(seed=cfg.seed, synthetic_runs=cfg.synthetic_runs, samples_per_host=cfg.samples_per_host,
                        seed_lines=cfg.seed_lines, user_files=cfg.user_files, labels=cfg.labels,
                        mem_total_gb=cfg.mem_total_gb)

@@ -38,7 +38,8 @@ MALFORMED = [
     json.dumps({"cpu_pct": math.nan, "mem_pct": 1, "disk_pct": 1}).encode(),
     b'{"cpu_pct": 150, "mem_pct": 1, "disk_pct": 1}',
     b'{"mem_pct": 1, "disk_pct": 1}',
-    b"\x00\x01\x02\xff binary",
+    b"\x00\x01\x02 binary \x07",
+    b"\xff\xfe not utf-8",
     b'{"cpu_pct": 1, "mem_pct": 1, "disk_pct": 1, "pad": "' + b"x" * 100_000 + b'"}',
     b'{"cpu_pct": "ninety", "mem_pct": 1, "disk_pct": 1}',
     b"CPU Load: 50%, Memory: 2GB, Disk: 10%",
@@ -92,7 +93,7 @@ def test_5000_valid_and_500_malformed(kafka: Broker, topic_factory, group_factor
         if h["perfwatch.error.reason"] != b"oversized":
             assert m.value() == inputs[src] or (m.value() is None and inputs[src] == b"")
     assert set(reasons) >= {"bad_json", "not_finite", "out_of_range", "missing_field", "binary", "oversized",
-                            "wrong_type", "gb_without_total", "empty"}
+                            "wrong_type", "gb_without_total", "empty", "not_utf8"}
     assert proc.stats.verdicts == 5000 and proc.stats.dlq == 500
 
 

@@ -99,4 +99,6 @@ def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
     assert first["metrics"]["steps"] == 40
     cfg.max_steps, cfg.resume = 60, True
     second = train(cfg)
-    assert second["metrics"]["steps"] == 60  # continued from step 40, not from zero
+    history = json.loads((tmp_path / "o" / "history.json").read_text())
+    assert history[0]["step"] == 1 and history[39]["step"] == 40  # the first run's steps were kept …
+    assert 40 < second["metrics"]["steps"] <= 60  # … and training continued after step 40, not from zero
