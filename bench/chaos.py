@@ -27,7 +27,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from perfwatch.broker import LocalKafka, SaslUser
-from perfwatch.kafkaio import end_offsets, ensure_topics, read_topic
+from perfwatch.kafkaio import end_offsets, ensure_topics, headers_of, read_topic
 from perfwatch.sample import Sample
 
 
@@ -60,7 +60,7 @@ class Topics:
         return ["--samples-topic", self.samples, "--predictions-topic", self.predictions,
                 "--alerts-topic", self.alerts, "--dlq-topic", self.dlq]
 
-    def settings(self) -> dict[str, str]:
+    def settings(self) -> dict[str, Any]:
         return {"samples_topic": self.samples, "predictions_topic": self.predictions,
                 "alerts_topic": self.alerts, "dlq_topic": self.dlq}
 
@@ -109,13 +109,13 @@ def consume_process(bootstrap: str, topics: Topics, bundle: Path, *extra: str,
 def count(conf: dict[str, Any], topics: Topics, committed: bool = True) -> tuple[int, int, int, int]:
     """(inputs, lost, duplicated, dlq) by source offset."""
     inputs = {(m.partition(), m.offset()) for m in read_topic(conf, topics.samples, idle_s=2)}
-    per = Counter()
+    per: Counter[tuple[int, int]] = Counter()
     for m in read_topic(conf, topics.predictions, idle_s=2, read_committed=committed):
-        src = json.loads(m.value())["source"]
+        src = json.loads(m.value() or b"{}")["source"]
         per[(src["partition"], src["offset"])] += 1
     dlq = set()
     for m in read_topic(conf, topics.dlq, idle_s=2, read_committed=committed):
-        h = dict(m.headers() or [])
+        h = headers_of(m)
         dlq.add((int(h["perfwatch.source.partition"]), int(h["perfwatch.source.offset"])))
     handled = set(per) | dlq
     lost = len(inputs - handled)
@@ -134,6 +134,10 @@ def wait_until(pred: Callable[[], bool], timeout: float, every: float = 0.3) -> 
 
 def outputs(conf: dict[str, Any], topics: Topics) -> int:
     return sum(end_offsets(conf, topics.predictions).values()) + sum(end_offsets(conf, topics.dlq).values())
+
+
+def at_least(conf: dict[str, Any], topics: Topics, target: int) -> Callable[[], bool]:
+    return lambda: outputs(conf, topics) >= target
 
 
 @contextmanager
@@ -159,7 +163,7 @@ def consumer_crashes(bootstrap: str, bundle: Path, guarantee: str, n: int = 20_0
     for _ in range(kills):
         proc = consume_process(bootstrap, topics, bundle, *flags)
         target = outputs(conf, topics) + rng.randint(n // (kills * 4), n // (kills * 2))
-        wait_until(lambda t=target: outputs(conf, topics) >= t, timeout=300)
+        wait_until(at_least(conf, topics, target), timeout=300)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     final = consume_process(bootstrap, topics, bundle, *flags, "--until-idle", "8")
@@ -234,7 +238,7 @@ def scale_in_out(bootstrap: str, bundle: Path, n: int = 12_000, rate: float = 80
     producer.start()
     steps = [("join", None), ("leave", 0), ("leave", 1), ("join", None)]
     for k, (what, idx) in enumerate(steps):
-        wait_until(lambda k=k: outputs(conf, topics) > n * (k + 1) // (len(steps) + 2), timeout=300)
+        wait_until(at_least(conf, topics, n * (k + 1) // (len(steps) + 2)), timeout=300)
         if what == "join":
             procs.append(consume_process(bootstrap, topics, bundle, *flags))
         else:

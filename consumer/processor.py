@@ -170,14 +170,19 @@ class StreamProcessor:
             while not self.stop_event.is_set():
                 if not self._assigned:  # waiting for the group (e.g. a dead member's session to expire)
                     idle_since = time.monotonic()
-                msgs = self.consumer.consume(self.s.batch_size, self.s.max_wait_ms / 1000)
-                msgs = [m for m in msgs if not self._is_error(m)]
+                # While a batch is in inference, take only what is already fetched: waiting here for a
+                # fuller batch would delay the batch in flight by max_wait.
+                wait = 0.0 if self._pending is not None else self.s.max_wait_ms / 1000
+                msgs = [m for m in self.consumer.consume(self.s.batch_size, wait) if not self._is_error(m)]
                 batch = prepare(msgs, self.model, self.s.max_message_bytes, self.s.mem_total_gb) if msgs else None
-                self._finish_pending()  # emit batch N while batch N+1 was being fetched and tokenized
+                done = self._collect_pending()
                 if batch is not None:
                     idle_since = time.monotonic()
-                    self._submit(batch)
-                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s and not self._unacked:
+                    self._submit(batch)  # batch N+1 goes into inference …
+                if done is not None:
+                    self._emit(*done)  # … while this thread produces and commits batch N
+                elif batch is None and max_idle_s is not None and time.monotonic() - idle_since > max_idle_s \
+                        and not self._unacked:
                     break
                 self.producer.poll(0)
                 self._commit_acked()
@@ -221,12 +226,20 @@ class StreamProcessor:
         self.stats.inference_s += dt
         return probs
 
-    def _finish_pending(self) -> None:
+    def _collect_pending(self) -> tuple[Batch, np.ndarray] | None:
+        """Wait for the batch in inference, if any, and hand it back with its probabilities."""
         if self._pending is None:
-            return
+            return None
         batch, fut = self._pending
         self._pending = None
-        probs = fut.result()
+        return batch, fut.result()
+
+    def _finish_pending(self) -> None:
+        """Collect and emit the batch in hand (on revoke and at shutdown)."""
+        if (done := self._collect_pending()) is not None:
+            self._emit(*done)
+
+    def _emit(self, batch: Batch, probs: np.ndarray) -> None:
         records, verdicts = route(
             batch, probs, self.model.labels, self.model_ref, predictions_topic=self.s.predictions_topic,
             alerts_topic=self.s.alerts_topic, dlq_topic=self.s.dlq_topic, emit_predictions=self.s.emit_predictions,

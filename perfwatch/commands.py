@@ -432,3 +432,39 @@ def _demo(sub: argparse._SubParsersAction) -> None:
         return run_demo(a.workdir, a.speed, a.train_steps, a.keep_broker)
 
     p.set_defaults(func=run)
+
+
+@command
+def _bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="measure raw model, pipeline, baseline, latency, memory, scale-out side by side")
+    p.add_argument("--shape", choices=["distilgpt2", "small", "tiny"], default="distilgpt2")
+    p.add_argument("--out", type=Path, help="JSON results [default artifacts/bench/SHAPE.json]")
+    p.add_argument("--bootstrap-servers", help="use this broker (default: start a fresh local one)")
+
+    def run(a: argparse.Namespace) -> int:
+        from bench.run import markdown, run
+
+        result = run(a.shape, a.out or Path(f"artifacts/bench/{a.shape}.json"), a.bootstrap_servers)
+        print(markdown(result))
+        console.print(f"bench finished in {result['seconds']:.0f}s")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command
+def _chaos(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("chaos", help="reliability scenarios with exact lost/duplicated/DLQ counts")
+    p.add_argument("--short", action="store_true", help="the CI-sized version")
+    p.add_argument("--out", type=Path, default=Path("artifacts/chaos.json"))
+
+    def run(a: argparse.Namespace) -> int:
+        from bench.chaos import run_all, table, to_json
+
+        results = run_all(long=not a.short)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(to_json(results))
+        print(table(results))
+        return 0 if all(r.ok for r in results) else 1
+
+    p.set_defaults(func=run)

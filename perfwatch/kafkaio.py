@@ -12,11 +12,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 
 def ensure_topics(conf: dict[str, Any], names: Iterable[str], partitions: int = 3,
-                  replication: int = 1, timeout: float = 30.0) -> None:
+                  replication: int = 1, timeout: float = 30.0, config: dict[str, str] | None = None) -> None:
     """Create the topics that do not exist yet (existing ones are left as they are)."""
     admin = AdminClient(conf)
     existing = set(admin.list_topics(timeout=timeout).topics)
-    todo = [NewTopic(n, num_partitions=partitions, replication_factor=replication)
+    todo = [NewTopic(n, num_partitions=partitions, replication_factor=replication, config=config or {})
             for n in names if n not in existing]
     if not todo:
         return
@@ -63,3 +63,10 @@ def read_topic(conf: dict[str, Any], topic: str, *, idle_s: float = 3.0, max_s: 
                 yield msg
     finally:
         c.close()
+
+
+def headers_of(msg: Message) -> dict[str, bytes]:
+    """A message's headers as a dict (the last value wins for repeated names)."""
+    raw = msg.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return {k: (v.encode() if isinstance(v, str) else v or b"") for k, v in pairs}

@@ -1,0 +1,44 @@
+"""The bundle and checkpoint a benchmark runs: given ones, the trained DistilGPT-2-shape artifacts, or a
+quickly trained one (speed depends on the shape, not on how well the weights are trained)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from perfwatch.bundle import read_manifest
+from perfwatch.console import console
+
+SHAPE_DIMS = {"distilgpt2": (6, 768), "tiny": (2, 128), "small": (4, 256)}
+
+
+def _matches(bundle: Path, shape: str) -> bool:
+    try:
+        m = read_manifest(bundle)
+    except Exception:  # noqa: BLE001 - any unreadable bundle is "not this one"
+        return False
+    return (m.shape.get("n_layer"), m.shape.get("n_embd")) == SHAPE_DIMS[shape]
+
+
+def ensure_bench_bundle(shape: str, workdir: Path = Path("artifacts/bench")) -> Path:
+    return ensure_bench_artifacts(shape, workdir)[0]
+
+
+def ensure_bench_artifacts(shape: str, workdir: Path = Path("artifacts/bench")) -> tuple[Path, Path]:
+    """(bundle, checkpoint) of the given shape."""
+    trained = {"distilgpt2": (Path("artifacts/bundle"), Path("artifacts/train-distilgpt2/model"))}
+    if shape in trained:
+        bundle, ckpt = trained[shape]
+        if _matches(bundle, shape) and (ckpt / "config.json").exists():
+            return bundle, ckpt
+    bundle, ckpt = workdir / f"bundle-{shape}", workdir / f"train-{shape}" / "model"
+    if _matches(bundle, shape) and (ckpt / "config.json").exists():
+        return bundle, ckpt
+    from export.bundle_writer import export_bundle
+    from training.train import TrainConfig, train
+
+    steps = 300 if shape == "tiny" else 80
+    console.print(f"no {shape} bundle yet: training one for {steps} steps (throughput does not depend on it) …")
+    train(TrainConfig(out=ckpt.parent, from_scratch=shape, synthetic_runs=100, seed_lines=1000, max_steps=steps,
+                      eval_every=max(50, steps // 2), patience=100))
+    export_bundle(ckpt, bundle, min_int8_agreement=0.0, parity_samples=200)
+    return bundle, ckpt

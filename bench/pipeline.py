@@ -1,0 +1,167 @@
+"""Pipeline measurements through a real broker: throughput, latency at fixed offered loads, peak RSS of
+a consumer process, and scale-out. Times come from the broker (LogAppendTime on the predictions topic),
+so every figure includes Kafka, JSON, tokenizing, ONNX and the commits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Producer
+
+from consumer.processor import StreamProcessor
+from perfwatch.bundle import Precision
+from perfwatch.kafkaio import end_offsets, ensure_topics, read_topic
+from perfwatch.settings import ConsumerSettings, Guarantee
+from perfwatch.synthetic import generate_runs
+
+
+@dataclass
+class BenchTopics:
+    samples: str
+    predictions: str
+    alerts: str
+    dlq: str
+
+    @classmethod
+    def fresh(cls, conf: dict[str, Any], partitions: int) -> BenchTopics:
+        tag = uuid.uuid4().hex[:8]
+        t = cls(f"bench-{tag}.samples", f"bench-{tag}.predictions", f"bench-{tag}.alerts", f"bench-{tag}.dlq")
+        ensure_topics(conf, [t.samples], partitions)
+        # Broker time on the outputs: "verdict on the topic" is when the broker appended it.
+        ensure_topics(conf, [t.predictions, t.alerts, t.dlq], partitions,
+                      config={"message.timestamp.type": "LogAppendTime"})
+        return t
+
+    def settings(self) -> dict[str, Any]:
+        return {"samples_topic": self.samples, "predictions_topic": self.predictions,
+                "alerts_topic": self.alerts, "dlq_topic": self.dlq}
+
+    def flags(self) -> list[str]:
+        return [x for k, v in self.settings().items() for x in ("--" + k.replace("_", "-"), v)]
+
+
+def payloads(n: int, seed: int = 5) -> list[tuple[bytes, bytes]]:
+    out = []
+    for s in generate_runs(n // 300 + 1, seed, "bench", hosts=5, samples_per_host=60):
+        out.append((s.key.encode(), s.model_dump_json(exclude_none=True).encode()))
+        if len(out) == n:
+            break
+    return out
+
+
+def produce(conf: dict[str, Any], topic: str, items: list[tuple[bytes, bytes]], rate: float | None = None) -> None:
+    p = Producer({**conf, "enable.idempotence": True, "linger.ms": 2 if rate else 20, "acks": "all"})
+    t0 = time.monotonic()
+    for i, (k, v) in enumerate(items):
+        if rate:
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        while True:
+            try:
+                p.produce(topic, v, k)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    p.flush(120)
+
+
+def _append_times(conf: dict[str, Any], topic: str) -> list[tuple[float, dict]]:
+    import json
+
+    return [(m.timestamp()[1] / 1000, json.loads(m.value() or b"{}")) for m in read_topic(conf, topic, idle_s=1.5)]
+
+
+def throughput(conf: dict[str, Any], bundle: Path, n: int, *, guarantee: Guarantee, precision: Precision, batch: int,
+               threads: int = 0, partitions: int = 3) -> dict[str, Any]:
+    """Samples/s of one in-process consumer over ``n`` pre-produced samples (first to last verdict)."""
+    topics = BenchTopics.fresh(conf, partitions)
+    produce(conf, topics.samples, payloads(n))
+    s = ConsumerSettings(bootstrap_servers=conf["bootstrap.servers"], bundle=bundle, precision=precision,
+                         guarantee=guarantee, batch_size=batch, max_wait_ms=50, threads=threads,
+                         group_id=f"bench-{uuid.uuid4().hex[:6]}", **topics.settings())
+    proc = StreamProcessor(s)
+    t = threading.Thread(target=proc.run, kwargs={"max_idle_s": 2.0}, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    t.join(1800)
+    wall = time.monotonic() - t0
+    times = sorted(ts for ts, _ in _append_times(conf, topics.predictions))
+    span = times[-1] - times[0] if len(times) > 1 else wall
+    return {"guarantee": guarantee, "precision": precision, "batch": batch, "samples": n, "verdicts": len(times),
+            "samples_per_s": (len(times) - 1) / span if span > 0 else 0.0, "commits": proc.stats.commits,
+            "inference_share": proc.stats.inference_s / span if span > 0 else 0.0}
+
+
+def latency(conf: dict[str, Any], bundle: Path, rate: float, seconds: float, *, precision: Precision, batch: int,
+            max_wait_ms: int, threads: int = 0) -> dict[str, Any]:
+    """End-to-end latency (input CreateTime → verdict LogAppendTime) at a fixed offered load."""
+    topics = BenchTopics.fresh(conf, 3)
+    s = ConsumerSettings(bootstrap_servers=conf["bootstrap.servers"], bundle=bundle, precision=precision,
+                         batch_size=batch, max_wait_ms=max_wait_ms, threads=threads,
+                         group_id=f"bench-{uuid.uuid4().hex[:6]}", **topics.settings())
+    proc = StreamProcessor(s)
+    t = threading.Thread(target=proc.run, kwargs={"max_idle_s": 3.0}, daemon=True)
+    t.start()
+    proc.ready.wait(30)
+    n = max(50, int(rate * seconds))
+    items = payloads(n, seed=11)
+    produce(conf, topics.samples, items, rate=rate)
+    t.join(600)
+    inputs = {(m.partition(), m.offset()): m.timestamp()[1] / 1000
+              for m in read_topic(conf, topics.samples, idle_s=1.5)}
+    lat = []
+    for ts, v in _append_times(conf, topics.predictions):
+        src = (v["source"]["partition"], v["source"]["offset"])
+        if src in inputs:
+            lat.append(ts - inputs[src])
+    arr = np.array(lat[len(lat) // 10:])  # drop the first 10 %: warm-up
+    return {"offered_per_s": rate, "samples": len(lat), "p50_ms": float(np.percentile(arr, 50) * 1000),
+            "p95_ms": float(np.percentile(arr, 95) * 1000), "p99_ms": float(np.percentile(arr, 99) * 1000)}
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def consumer_processes(conf: dict[str, Any], bundle: Path, n: int, processes: int, *, precision: Precision,
+                       batch: int, partitions: int = 6) -> dict[str, Any]:
+    """``processes`` real `perfwatch consume` processes in one group: samples/s and each one's peak RSS."""
+    topics = BenchTopics.fresh(conf, partitions)
+    produce(conf, topics.samples, payloads(n, seed=17))
+    group = f"bench-{uuid.uuid4().hex[:6]}"
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    procs = [subprocess.Popen([sys.executable, "-m", "perfwatch.cli", "consume", "--bootstrap-servers",
+                               conf["bootstrap.servers"], *topics.flags(), "--bundle", str(bundle), "--group-id", group,
+                               "--precision", precision, "--batch-size", str(batch), "--threads", str(threads),
+                               "--no-create-topics"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(processes)]
+    deadline = time.monotonic() + 1800
+    while sum(end_offsets(conf, topics.predictions).values()) < n and time.monotonic() < deadline:
+        time.sleep(0.5)
+    peaks = [_vm_hwm_kib(p.pid) / 1024 for p in procs]
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(60)
+    times = sorted(ts for ts, _ in _append_times(conf, topics.predictions))
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    return {"processes": processes, "threads_each": threads, "samples": n, "verdicts": len(times),
+            "samples_per_s": (len(times) - 1) / span if span > 0 else 0.0, "peak_rss_mib": peaks}
+
+
