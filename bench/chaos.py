@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from perfwatch.broker import LocalKafka, SaslUser
 from perfwatch.kafkaio import end_offsets, ensure_topics, headers_of, read_topic
@@ -101,8 +101,11 @@ def produce(conf: dict[str, Any], topic: str, items: Iterator[tuple[bytes | None
 def consume_process(bootstrap: str, topics: Topics, bundle: Path, *extra: str,
                     env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "perfwatch.cli", "consume", "--bootstrap-servers", bootstrap, *topics.flags(),
-            "--bundle", str(bundle), *extra]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            "--bundle", str(bundle), "--verbose", *extra]
+    # A file, not a pipe: nobody reads a pipe here, and librdkafka's connection errors during an outage
+    # would fill it and block the consumer on a write.
+    log = tempfile.NamedTemporaryFile("w", prefix="perfwatch-consume-", suffix=".log", delete=False)  # noqa: SIM115
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 
 
@@ -133,7 +136,11 @@ def wait_until(pred: Callable[[], bool], timeout: float, every: float = 0.3) -> 
 
 
 def outputs(conf: dict[str, Any], topics: Topics) -> int:
-    return sum(end_offsets(conf, topics.predictions).values()) + sum(end_offsets(conf, topics.dlq).values())
+    """Records on the output topics so far; -1 while the brokers cannot say (e.g. a leader is moving)."""
+    try:
+        return sum(end_offsets(conf, topics.predictions).values()) + sum(end_offsets(conf, topics.dlq).values())
+    except KafkaException:
+        return -1
 
 
 def at_least(conf: dict[str, Any], topics: Topics, target: int) -> Callable[[], bool]:

@@ -270,8 +270,9 @@ class StreamProcessor:
         try:
             self.producer.begin_transaction()
             self._produce(records)
-            self.producer.send_offsets_to_transaction(batch.offsets(), self.consumer.consumer_group_metadata(), 30)
-            self.producer.commit_transaction(60)
+            self._retriable(lambda: self.producer.send_offsets_to_transaction(
+                batch.offsets(), self.consumer.consumer_group_metadata(), 30))
+            self._retriable(lambda: self.producer.commit_transaction(60))
             self.stats.commits += 1
         except KafkaException as exc:
             err = exc.args[0]
@@ -282,6 +283,20 @@ class StreamProcessor:
                     self.consumer.seek(TopicPartition(topic, part, off))
             else:
                 raise
+
+    @staticmethod
+    def _retriable(op: Any, attempts: int = 12) -> None:
+        """Retry a transactional call while Kafka says the error is retriable (e.g. the transaction
+        coordinator moved to another broker); abortable and fatal errors propagate."""
+        for i in range(attempts):
+            try:
+                op()
+                return
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or i == attempts - 1:
+                    raise
+                log.warning("retriable transaction error (%s); retrying", exc.args[0])
+                time.sleep(min(0.2 * 2**i, 5.0))
 
     def _commit_acked(self) -> None:
         """Commit offsets of the leading batches whose records are all acknowledged."""

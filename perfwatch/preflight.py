@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from perfwatch.kafkaio import ensure_topics
@@ -15,17 +16,26 @@ class BrokerUnreachable(RuntimeError):
 
 
 def check_broker(conf: dict[str, Any], timeout: float = 10.0) -> int:
-    """Return the number of brokers, or raise BrokerUnreachable with the reason (auth failures included)."""
-    errors: list[str] = []
-    admin_conf: dict[str, Any] = {**conf, "log_level": 0, "error_cb": lambda e: errors.append(str(e)),
+    """Return the number of brokers, or raise BrokerUnreachable with the reason. An authentication
+    failure ends the wait at once and is named as such (the password is never part of the message)."""
+    errors: list[KafkaError] = []
+    probe_conf: dict[str, Any] = {**conf, "log_level": 0, "error_cb": errors.append,
                                   "socket.connection.setup.timeout.ms": int(timeout * 1000)}
-    admin = AdminClient(admin_conf)
-    try:
-        md = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        detail = errors[-1] if errors else str(exc.args[0])
-        raise BrokerUnreachable(f"cannot reach Kafka at {conf.get('bootstrap.servers')}: {detail}") from None
-    return len(md.brokers)
+    probe = Producer(probe_conf)  # a producer handle serves error callbacks on poll(); AdminClient does not
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            return len(probe.list_topics(timeout=1.0).brokers)
+        except KafkaException as exc:
+            last = exc
+        probe.poll(0)
+        auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+        if auth:
+            raise BrokerUnreachable(f"Kafka at {conf.get('bootstrap.servers')} refused the credentials: "
+                                    f"{auth[-1].str()}")
+    detail = errors[-1].str() if errors else str(last)
+    raise BrokerUnreachable(f"cannot reach Kafka at {conf.get('bootstrap.servers')}: {detail}")
 
 
 def prepare_topics(conf: dict[str, Any], samples_topic: str, outputs: list[str], partitions: int = 3) -> None:

@@ -1,0 +1,40 @@
+"""`perfwatch bench --shape tiny` runs whole and produces a sane table (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.kafka_fixtures import Broker
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _positive_numbers(obj: object) -> list[float]:
+    if isinstance(obj, dict):
+        return [x for k, v in obj.items() if k not in ("met", "value") for x in _positive_numbers(v)]
+    if isinstance(obj, list):
+        return [x for v in obj for x in _positive_numbers(v)]
+    if isinstance(obj, int | float) and not isinstance(obj, bool):
+        return [float(obj)]
+    return []
+
+
+def test_bench_tiny_produces_a_sane_table(kafka: Broker, tmp_path: Path) -> None:
+    out = tmp_path / "tiny.json"
+    res = subprocess.run([sys.executable, "-m", "perfwatch.cli", "bench", "--shape", "tiny", "--out", str(out),
+                          "--bootstrap-servers", kafka.bootstrap], capture_output=True, text=True, timeout=900,
+                         check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for heading in ("**Raw model**", "**Pipeline and baselines**", "**End-to-end latency**", "**Goals**"):
+        assert heading in res.stdout
+    r = json.loads(out.read_text())
+    assert len(r["raw"]) == 6 and len(r["pipeline"]) == 2 and len(r["latency"]) == 3 and len(r["processes"]) == 2
+    figures = _positive_numbers({k: r[k] for k in ("raw", "pipeline", "naive", "latency", "processes")})
+    assert figures and all(x > 0 for x in figures)
+    assert all(p["verdicts"] == p["samples"] for p in r["pipeline"])  # every sample got its verdict
+    assert [g["goal"] for g in r["goals"]][0].startswith("pipeline ≥ 0.9 × raw")
