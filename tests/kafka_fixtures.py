@@ -37,10 +37,18 @@ def _docker_answers() -> bool:
         return False
 
 
+def _say(config: pytest.Config, line: str) -> None:
+    """Write to the terminal even while pytest captures output (CI's log shows the broker version)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+def kafka(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Iterator[Broker]:
     external = os.environ.get("PERFWATCH_TEST_BOOTSTRAP")
     if external:
+        _say(pytestconfig, f"\nexternal Kafka broker at {external}")
         yield Broker(external, "external")
         return
     if _docker_answers() and not os.environ.get("PERFWATCH_TEST_NO_DOCKER"):
@@ -53,7 +61,8 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
     local = LocalKafka(Path(tmp_path_factory.mktemp("kafka")))
     state = local.start()
-    print(f"\nApache Kafka {state.kafka_version} on {state.bootstrap}: {local.broker_version_line()}")
+    _say(pytestconfig, f"\nApache Kafka {state.kafka_version} (local, from Maven Central jars) on {state.bootstrap}; "
+                       f"broker log: {local.broker_version_line()}")
     try:
         yield Broker(state.bootstrap, "local", local)
     finally:
