@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from perfwatch.console import console, out
+
+if TYPE_CHECKING:
+    from perfwatch.settings import KafkaSettings
 
 Adder = Callable[[argparse._SubParsersAction], None]
 ALL: list[Adder] = []
@@ -192,6 +197,27 @@ def _kafka_settings(p: argparse.ArgumentParser) -> None:
     add_settings_flags(p, KafkaSettings)
 
 
+def _connect(a: argparse.Namespace) -> KafkaSettings:
+    """Kafka settings from flags/env, and a one-line failure now if the broker cannot be used."""
+    from perfwatch.cliargs import settings_from_args
+    from perfwatch.preflight import check_broker
+    from perfwatch.settings import KafkaSettings as Settings
+
+    s = settings_from_args(Settings, a)
+    check_broker(s.kafka_config())
+    return s
+
+
+def _stop_on_signals() -> threading.Event:
+    """An Event set by SIGTERM or SIGINT, for loops that should end cleanly (flush, close)."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return stop
+
+
 def _speed(value: str) -> float | None:
     """'max' = as fast as possible, '1' = real time, '10' = ten times faster."""
     if value in ("max", "0"):
@@ -216,20 +242,11 @@ def _publish(sub: argparse._SubParsersAction) -> None:
     _kafka_settings(p)
 
     def run(a: argparse.Namespace) -> int:
-        import signal
-        import threading
-
-        from perfwatch.cliargs import settings_from_args
-        from perfwatch.preflight import check_broker
-        from perfwatch.settings import KafkaSettings
         from producer.live import live_samples
         from producer.publisher import Publisher
 
-        s = settings_from_args(KafkaSettings, a)
-        check_broker(s.kafka_config())
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        s = _connect(a)
+        stop = _stop_on_signals()
         rec = a.record.open("a") if a.record else None
         console.print(f"publishing {a.host} every {a.interval}s to {s.samples_topic} as run {a.run_id} (Ctrl+C stops)")
         with Publisher(s.kafka_config(), s.samples_topic) as pub:
@@ -281,15 +298,11 @@ def _replay(sub: argparse._SubParsersAction) -> None:
     def run(a: argparse.Namespace) -> int:
         from datetime import datetime
 
-        from perfwatch.cliargs import settings_from_args
-        from perfwatch.preflight import check_broker
-        from perfwatch.settings import KafkaSettings
         from producer.publisher import Publisher
         from producer.recordings import Rejected, read_source
         from producer.replay import replay
 
-        s = settings_from_args(KafkaSettings, a)
-        check_broker(s.kafka_config())
+        s = _connect(a)
         items = read_source(a.source, host_metrics=a.host_metrics, run_id=a.run_id, mem_total_gb=a.mem_total_gb,
                             conf=s.kafka_config(), from_run=a.from_run,
                             start=datetime.fromisoformat(a.start) if a.start else None,
@@ -327,15 +340,11 @@ def _generate(sub: argparse._SubParsersAction) -> None:
     _kafka_settings(p)
 
     def run(a: argparse.Namespace) -> int:
-        from perfwatch.cliargs import settings_from_args
-        from perfwatch.preflight import check_broker
-        from perfwatch.settings import KafkaSettings
         from perfwatch.synthetic import generate_runs
         from producer.publisher import Publisher
         from producer.replay import replay
 
-        s = settings_from_args(KafkaSettings, a)
-        check_broker(s.kafka_config())
+        s = _connect(a)
         items = list(generate_runs(a.runs, a.seed, a.run_prefix, hosts=a.hosts, samples_per_host=a.samples,
                                    interval_s=a.interval))
         summary = replay(items, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed,
@@ -360,19 +369,10 @@ def _alerts(sub: argparse._SubParsersAction) -> None:
     _kafka_settings(p)
 
     def run(a: argparse.Namespace) -> int:
-        import signal
-        import threading
-
-        from perfwatch.cliargs import settings_from_args
-        from perfwatch.preflight import check_broker
-        from perfwatch.settings import KafkaSettings
         from producer.alerts import AlertFilter, as_json, follow, format_alert
 
-        s = settings_from_args(KafkaSettings, a)
-        check_broker(s.kafka_config())
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        s = _connect(a)
+        stop = _stop_on_signals()
 
         def show(alert):  # type: ignore[no-untyped-def]
             if a.json:
@@ -399,13 +399,9 @@ def _report(sub: argparse._SubParsersAction) -> None:
     _kafka_settings(p)
 
     def run(a: argparse.Namespace) -> int:
-        from perfwatch.cliargs import settings_from_args
-        from perfwatch.preflight import check_broker
-        from perfwatch.settings import KafkaSettings
         from producer.report import collect, draw, summarize
 
-        s = settings_from_args(KafkaSettings, a)
-        check_broker(s.kafka_config())
+        s = _connect(a)
         data = collect(s.kafka_config(), a.run_id, s.samples_topic, s.predictions_topic, s.alerts_topic)
         if not data.samples and not data.verdicts:
             console.print(f"[bold red]error:[/] no samples or verdicts for run {a.run_id!r}")
