@@ -348,10 +348,9 @@ class StreamProcessor:
             self.metrics.dlq.labels(exc.reason).inc()
             log.info("DLQ %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc)
         for r in records:
-            if r.topic == self.s.alerts_topic:
+            if r.state is not None:
                 self.stats.alerts += 1
-                self.metrics.alerts.labels("firing" if b'"state":"firing"' in r.value else
-                                           "resolved" if b'"state":"resolved"' in r.value else "high").inc()
+                self.metrics.alerts.labels(r.state).inc()
         for msg, _ in batch.valid:
             if (t := message_time(msg)) is not None:
                 self.metrics.latency.observe(max(0.0, now - t.timestamp()))

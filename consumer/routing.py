@@ -23,6 +23,7 @@ class Record:
     key: bytes | None
     value: bytes
     headers: list[Header] | None = None
+    state: str | None = None  # for alerts: "high" (every HighLoad verdict), "firing" or "resolved"
 
 
 def dlq_headers(msg: Message, exc: ContractError, truncated_from: int | None) -> list[Header]:
@@ -60,13 +61,17 @@ def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: Model
         )
         verdicts.append(v)
         key = msg.key()
+        high = label == ALERT_LABEL
+        # Serialized once: without hysteresis an alert is the verdict itself (an Alert with no state).
+        value = v.model_dump_json().encode() if emit_predictions or (high and hysteresis is None) else b""
         if emit_predictions:
-            records.append(Record(predictions_topic, key, v.model_dump_json().encode()))
+            records.append(Record(predictions_topic, key, value))
         if hysteresis is None:
-            if label == ALERT_LABEL:
-                records.append(Record(alerts_topic, key, Alert(**v.__dict__).model_dump_json().encode()))
-        elif state := hysteresis.observe(s.key, label == ALERT_LABEL):
-            records.append(Record(alerts_topic, key, Alert(**v.__dict__, state=state).model_dump_json().encode()))
+            if high:
+                records.append(Record(alerts_topic, key, value, state="high"))
+        elif state := hysteresis.observe(s.key, high):
+            alert = Alert(**v.__dict__, state=state)
+            records.append(Record(alerts_topic, key, alert.model_dump_json().encode(), state=state))
     for msg, exc in batch.invalid:
         value = msg.value() or b""
         truncated = len(value) if len(value) > dlq_max_bytes else None
