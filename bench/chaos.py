@@ -167,6 +167,10 @@ def consumer_crashes(bootstrap: str, bundle: Path, guarantee: str, n: int = 20_0
     rng = random.Random(seed)
     group = f"chaos-{uuid.uuid4().hex[:8]}"
     flags = ["--group-id", group, "--guarantee", guarantee, "--batch-size", "64"]
+    if guarantee == "exactly-once":
+        # One instance at a time, restarted under the same id: it fences its killed predecessor and
+        # aborts that one's open transaction at start (what the README recommends for deployments).
+        flags += ["--transactional-id", f"{group}-0"]
     for _ in range(kills):
         proc = consume_process(bootstrap, topics, bundle, *flags)
         target = outputs(conf, topics) + rng.randint(n // (kills * 4), n // (kills * 2))

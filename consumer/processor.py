@@ -279,10 +279,22 @@ class StreamProcessor:
             if err.txn_requires_abort():
                 log.warning("transaction aborted (%s); rewinding to re-process the batch", err)
                 self.producer.abort_transaction(30)
-                for (topic, part), off in batch.first_offsets.items():
-                    self.consumer.seek(TopicPartition(topic, part, off))
+                self._rewind(batch)
             else:
                 raise
+
+    def _rewind(self, batch: Batch) -> None:
+        """After an aborted transaction: drop the batch already in inference (it comes after this one)
+        and seek every partition back to the earliest offset not yet committed."""
+        rewind = dict(batch.first_offsets)
+        if self._pending is not None:
+            later, fut = self._pending
+            self._pending = None
+            fut.result()  # let ORT finish with it; its results are dropped
+            for tp, off in later.first_offsets.items():
+                rewind[tp] = min(rewind.get(tp, off), off)
+        for (topic, part), off in rewind.items():
+            self.consumer.seek(TopicPartition(topic, part, off))
 
     @staticmethod
     def _retriable(op: Any, attempts: int = 12) -> None:

@@ -132,8 +132,9 @@ def test_sigkill_and_restart(kafka: Broker, topic_factory, group_factory, tiny_b
     n = 4000
     produce(kafka.conf, topics.samples, [sample_msg(i, float(i % 100)) for i in range(n)])
     group = group_factory()
+    stable = ["--transactional-id", f"{group}-0"] if guarantee == "exactly-once" else []
     first = consume_cli(kafka.bootstrap, topics, tiny_bundle, "--group-id", group, "--guarantee", guarantee,
-                        "--batch-size", "32")
+                        "--batch-size", "32", *stable)
     try:
         assert wait_for(lambda: total(kafka.conf, topics.predictions) > 800, timeout=120)
     finally:
@@ -141,7 +142,7 @@ def test_sigkill_and_restart(kafka: Broker, topic_factory, group_factory, tiny_b
         first.wait(10)
     assert total(kafka.conf, topics.predictions) < n + 100  # killed mid-stream, not after the end
     second = consume_cli(kafka.bootstrap, topics, tiny_bundle, "--group-id", group, "--guarantee", guarantee,
-                         "--batch-size", "32", "--until-idle", "6")
+                         "--batch-size", "32", "--until-idle", "6", *stable)
     out, _ = second.communicate(timeout=240)
     assert second.returncode == 0, out[-2000:]
     verdicts = read_json(kafka.conf, topics.predictions, committed=True)
