@@ -40,7 +40,13 @@ def _docker_answers() -> bool:
 def _say(config: pytest.Config, line: str) -> None:
     """Write to the terminal even while pytest captures output (CI's log shows the broker version)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        return
+    if capture is None:
+        reporter.write_line(line)
+        return
+    with capture.global_and_fixture_disabled():
         reporter.write_line(line)
 
 
