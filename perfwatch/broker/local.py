@@ -7,6 +7,7 @@ restarted broker comes back at the same address with its data.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -53,6 +54,15 @@ class ClusterState:
         if not self.sasl_users:
             return None
         return ",".join(f"127.0.0.1:{n.sasl_port}" for n in self.nodes)
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id (base64url of a random UUID). Like Kafka's Uuid.randomUuid(), never one that
+    starts with '-': StorageTool would take `-t -Xyz…` for an option and refuse to format."""
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
 
 
 def free_port() -> int:
@@ -119,10 +129,7 @@ class LocalKafka:
         tmp.replace(self.state_file)
 
     def _new_state(self) -> ClusterState:
-        cid = uuid.uuid4().bytes
-        import base64
-
-        cluster_id = base64.urlsafe_b64encode(cid).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         nodes = [
             Node(node_id=i + 1, port=free_port(), controller_port=free_port(),
                  sasl_port=free_port() if self.sasl_users else None)

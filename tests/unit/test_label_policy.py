@@ -30,3 +30,4 @@ def test_near_boundary() -> None:
     assert near_boundary(88, 10, 10)
     assert near_boundary(10, 72.9, 10)
     assert not near_boundary(50, 50, 50)
+
