@@ -320,9 +320,3 @@ def _tracker(cfg: TrainConfig, base: str):  # type: ignore[no-untyped-def]
         raise ValueError("--report-to wandb needs `pip install wandb`") from None
     run = wandb.init(project="perfwatch", mode="offline", config={"base": base, **asdict(cfg)}, dir=str(cfg.out))
     return lambda row: run.log(row, step=int(row["step"]))
-
-
-def lr_for(shape: str | None) -> float:
-    return DEFAULT_LR.get(shape, 5e-5)
-
-
