@@ -1,5 +1,7 @@
-"""The consume loop. One thread owns every Kafka call; ONNX Runtime runs the previous batch in a
-worker thread (it releases the GIL) while the main thread consumes, decodes and tokenizes the next.
+"""The consume loop. One thread owns every Kafka call. Consumed messages form a micro-batch, handed to
+inference when it is full, when its first message has waited max_wait, or when no batch is in inference.
+ONNX Runtime runs batches in worker threads (it releases the GIL) while the main thread consumes, decodes
+and tokenizes the next batch and produces and commits finished ones, always in the order consumed.
 
 at-least-once: a batch's offsets are committed once every record it produced is acknowledged.
 exactly-once: one transaction per batch with send_offsets_to_transaction; readers use read_committed.
@@ -15,22 +17,28 @@ import threading
 import time
 import uuid
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumer.batch import Batch, message_time, prepare
+from consumer.batch import Batch, coords, message_time, prepare
 from consumer.hysteresis import Hysteresis
 from consumer.metrics import Metrics
 from consumer.routing import Record, route
-from perfwatch.runtime import BundleModel
+from perfwatch.runtime import BundleModel, Encoded
 from perfwatch.settings import ConsumerSettings
 from perfwatch.verdict import ModelRef
 
 log = logging.getLogger("perfwatch.consumer")
+
+# How long the loop waits on a batch in inference before it looks for new messages for an idle worker.
+_WAIT_SLICE_S = 0.005
+# No split part smaller than this: per-sample cost rises steeply below it (int8, 1 thread).
+_MIN_SPLIT = 16
 
 
 class DeliveryFailed(RuntimeError):
@@ -52,6 +60,28 @@ class _Unacked:
 
 
 @dataclass
+class _InFlight:
+    """A batch in inference, its rows on one or more workers."""
+
+    batch: Batch
+    parts: list[Future[np.ndarray]]
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.parts)
+
+    def unfinished(self) -> int:
+        return sum(not f.done() for f in self.parts)
+
+    def result(self) -> np.ndarray:
+        return np.concatenate([f.result() for f in self.parts])
+
+    def abandon(self) -> None:
+        for f in self.parts:
+            if not f.cancel():
+                f.result()  # running: let ORT finish with it; its result is dropped
+
+
+@dataclass
 class Stats:
     consumed: int = 0
     verdicts: int = 0
@@ -67,7 +97,8 @@ class StreamProcessor:
     def __init__(self, settings: ConsumerSettings, model: BundleModel | None = None,
                  metrics: Metrics | None = None) -> None:
         self.s = settings
-        self.model = model or BundleModel(settings.bundle, settings.precision, settings.threads)
+        self.workers, threads = settings.inference_plan()
+        self.model = model or BundleModel(settings.bundle, settings.precision, threads)
         self.model_ref = ModelRef(id=self.model.model_id, sha256=self.model.manifest.sha256)
         self.metrics = metrics or Metrics()
         self.hysteresis = Hysteresis.parse(settings.hysteresis) if settings.hysteresis else None
@@ -76,10 +107,14 @@ class StreamProcessor:
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # set once partitions are assigned (tests and health checks wait on it)
         self._unacked: deque[_Unacked] = deque()
-        self._pending: tuple[Batch, Future[np.ndarray]] | None = None
+        self._inflight: deque[_InFlight] = deque()  # oldest first
+        self._stats_lock = threading.Lock()  # workers add their inference time
+        self._forming: list[Message] = []  # consumed, not yet handed to inference
+        self._forming_since = 0.0
         self._paused = False
         self._assigned = False
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="perfwatch-infer")
+        # One ORT session, several concurrent run() calls: the session is thread-safe and shares the weights.
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="perfwatch-infer")
         conn = settings.kafka_config()
         self.consumer = Consumer({
             **conn, "group.id": settings.group_id, "enable.auto.commit": False, "enable.auto.offset.store": False,
@@ -120,9 +155,9 @@ class StreamProcessor:
         self.ready.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Commit what is done for the revoked partitions: finish the batch in hand, then commit.
+        # Commit what is done for the revoked partitions: finish the batches in hand, then commit.
         log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
-        self._finish_pending()
+        self._finish_all()
         self._drain_acks(timeout=30.0)
         revoked = {(p.topic, p.partition) for p in partitions}
         remaining = {(p.topic, p.partition) for p in consumer.assignment()} - revoked
@@ -130,10 +165,8 @@ class StreamProcessor:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost, not revoked: another member may own them already. Drop the work, commit nothing.
-        log.warning("lost %s; dropping the batch in hand", partitions)
-        if self._pending is not None:
-            self._pending[1].cancel()
-            self._pending = None
+        log.warning("lost %s; dropping the batches in hand", partitions)
+        self._drop_all()
         if self.eos:
             try:
                 self.producer.abort_transaction(10)
@@ -170,25 +203,17 @@ class StreamProcessor:
             while not self.stop_event.is_set():
                 if not self._assigned:  # waiting for the group (e.g. a dead member's session to expire)
                     idle_since = time.monotonic()
-                # While a batch is in inference, take only what is already fetched: waiting here for a
-                # fuller batch would delay the batch in flight by max_wait.
-                wait = 0.0 if self._pending is not None else self.s.max_wait_ms / 1000
-                msgs = [m for m in self.consumer.consume(self.s.batch_size, wait) if not self._is_error(m)]
-                batch = prepare(msgs, self.model, self.s.max_message_bytes, self.s.mem_total_gb) if msgs else None
-                done = self._collect_pending()
-                if batch is not None:
+                if self._fill():  # batch N+1 goes into inference …
                     idle_since = time.monotonic()
-                    self._submit(batch)  # batch N+1 goes into inference …
-                if done is not None:
-                    self._emit(*done)  # … while this thread produces and commits batch N
-                elif batch is None and max_idle_s is not None and time.monotonic() - idle_since > max_idle_s \
-                        and not self._unacked:
+                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s \
+                        and not (self._forming or self._inflight or self._unacked):
                     break
+                self._emit_finished()  # … while this thread produces and commits batch N
                 self.producer.poll(0)
                 self._commit_acked()
                 self._backpressure()
                 self._update_lag()
-            self._finish_pending()
+            self._finish_all()
             self._drain_acks(timeout=60.0)
         finally:
             self._executor.shutdown(wait=True)
@@ -205,39 +230,103 @@ class StreamProcessor:
             log.warning("consume error on %s[%s]: %s", m.topic(), m.partition(), err)
         return True
 
+    def _forming_age(self) -> float:
+        return time.monotonic() - self._forming_since if self._forming else 0.0
+
+    def _fill(self) -> bool:
+        """Consume into the forming batch and hand it to inference when it is due. True if messages came."""
+        if self._busy() > self.workers:  # every worker busy and work queued behind them
+            return False
+        max_wait = self.s.max_wait_ms / 1000
+        # With batches in inference, take only what is already fetched: blocking here would hold back
+        # the emit of finished batches.
+        wait = 0.0 if self._inflight else max(0.0, max_wait - self._forming_age())
+        msgs = [m for m in self.consumer.consume(self.s.batch_size - len(self._forming), wait)
+                if not self._is_error(m)]
+        if msgs and not self._forming:
+            self._forming_since = time.monotonic()
+        self._forming.extend(msgs)
+        if self._forming and (len(self._forming) >= self.s.batch_size or not self._inflight
+                              or self._forming_age() >= max_wait):
+            self._dispatch()
+        return bool(msgs)
+
+    def _busy(self) -> int:
+        """Inference work handed out and not finished (running or queued), in worker-sized parts."""
+        return sum(x.unfinished() for x in self._inflight)
+
+    def _dispatch(self) -> None:
+        msgs, self._forming = self._forming, []
+        self._submit(prepare(msgs, self.model, self.s.max_message_bytes, self.s.mem_total_gb))
+
+    def _emit_finished(self) -> None:
+        """Emit finished batches, oldest first. Until the oldest is done, sleep until a worker frees up,
+        or until there may be work for an idle one: soon (new messages start at once), or when the
+        forming batch is due (every worker busy: it only needs to be queued by then)."""
+        if self._inflight and not self._inflight[0].done():
+            busy = self._busy()
+            due = self.s.max_wait_ms / 1000 - self._forming_age()
+            timeout = None if busy > self.workers else max(0.0, due if busy == self.workers else
+                                                           min(due, _WAIT_SLICE_S))
+            wait_futures([f for x in self._inflight for f in x.parts if not f.done()], timeout,
+                         return_when=FIRST_COMPLETED)
+        while self._inflight and self._inflight[0].done():
+            self._emit(*self._collect_oldest())
+
     def _submit(self, batch: Batch) -> None:
+        """Hand a batch to inference, its rows split across the idle workers: a backlog that built up while
+        they were busy is then done in parallel, instead of one worker taking it all while the others (and
+        every batch behind it, since emits keep order) wait. Saturated, no worker is idle at dispatch (work
+        is always queued), so full batches stay whole. Either way the batch is emitted and committed as one."""
         self.stats.consumed += len(batch)
         self.metrics.samples.inc(len(batch))
         self.metrics.batch_size.observe(len(batch))
-        fut: Future[np.ndarray]
+        parts: list[Future[np.ndarray]]
         if batch.encoded is None:
-            fut = Future()
-            fut.set_result(np.zeros((0, len(self.model.labels))))
+            done: Future[np.ndarray] = Future()
+            done.set_result(np.zeros((0, len(self.model.labels))))
+            parts = [done]
         else:
-            fut = self._executor.submit(self._infer, batch)
-        self._pending = (batch, fut)
+            idle = self.workers - self._busy()
+            n = max(1, min(idle, len(batch.encoded) // _MIN_SPLIT))
+            parts = [self._executor.submit(self._infer, enc) for enc in batch.encoded.split(n)]
+        self._inflight.append(_InFlight(batch, parts))
 
-    def _infer(self, batch: Batch) -> np.ndarray:
+    def _infer(self, enc: Encoded) -> np.ndarray:
         t0 = time.perf_counter()
-        assert batch.encoded is not None  # noqa: S101 - submitted only with valid samples
-        probs = self.model.run(batch.encoded)
+        probs = self.model.run(enc)
         dt = time.perf_counter() - t0
         self.metrics.inference.observe(dt)
-        self.stats.inference_s += dt
+        with self._stats_lock:
+            self.stats.inference_s += dt
         return probs
 
-    def _collect_pending(self) -> tuple[Batch, np.ndarray] | None:
-        """Wait for the batch in inference, if any, and hand it back with its probabilities."""
-        if self._pending is None:
-            return None
-        batch, fut = self._pending
-        self._pending = None
-        return batch, fut.result()
+    def _collect_oldest(self) -> tuple[Batch, np.ndarray]:
+        """Wait for the oldest batch in inference and hand it back with its probabilities."""
+        x = self._inflight.popleft()
+        return x.batch, x.result()
 
-    def _finish_pending(self) -> None:
-        """Collect and emit the batch in hand (on revoke and at shutdown)."""
-        if (done := self._collect_pending()) is not None:
-            self._emit(*done)
+    def _finish_all(self) -> None:
+        """Infer and emit everything consumed so far, in order (on revoke and at shutdown)."""
+        if self._forming:
+            self._dispatch()
+        while self._inflight:
+            self._emit(*self._collect_oldest())
+
+    def _drop_all(self) -> dict[tuple[str, int], int]:
+        """Forget every message in hand (its partitions are gone, or a transaction aborted); returns the
+        earliest dropped offset per partition."""
+        first: dict[tuple[str, int], int] = {}
+        while self._inflight:
+            x = self._inflight.popleft()
+            x.abandon()
+            for tp, off in x.batch.first_offsets.items():
+                first[tp] = min(first.get(tp, off), off)
+        for m in self._forming:
+            topic, part, off = coords(m)
+            first[(topic, part)] = min(first.get((topic, part), off), off)
+        self._forming = []
+        return first
 
     def _emit(self, batch: Batch, probs: np.ndarray) -> None:
         records, verdicts = route(
@@ -284,15 +373,11 @@ class StreamProcessor:
                 raise
 
     def _rewind(self, batch: Batch) -> None:
-        """After an aborted transaction: drop the batch already in inference (it comes after this one)
-        and seek every partition back to the earliest offset not yet committed."""
-        rewind = dict(batch.first_offsets)
-        if self._pending is not None:
-            later, fut = self._pending
-            self._pending = None
-            fut.result()  # let ORT finish with it; its results are dropped
-            for tp, off in later.first_offsets.items():
-                rewind[tp] = min(rewind.get(tp, off), off)
+        """After an aborted transaction: drop the batches consumed after this one and seek every
+        partition back to the earliest offset not yet committed."""
+        rewind = self._drop_all()
+        for tp, off in batch.first_offsets.items():
+            rewind[tp] = min(rewind.get(tp, off), off)
         for (topic, part), off in rewind.items():
             self.consumer.seek(TopicPartition(topic, part, off))
 

@@ -172,7 +172,8 @@ def _consume(sub: argparse._SubParsersAction) -> None:
         from consumer.processor import StreamProcessor  # verifies the bundle before touching Kafka
         from perfwatch.runtime import BundleModel
 
-        model = BundleModel(s.bundle, s.precision, s.threads)
+        workers, threads = s.inference_plan()
+        model = BundleModel(s.bundle, s.precision, threads)
         conf = s.kafka_config()
         check_broker(conf)
         if not a.no_create_topics:
@@ -180,7 +181,8 @@ def _consume(sub: argparse._SubParsersAction) -> None:
         proc = StreamProcessor(s, model)
         proc.install_signal_handlers()
         console.print(f"consuming {s.samples_topic} as group {s.group_id} ({s.guarantee}, bundle "
-                      f"{model.model_id}, batch ≤{s.batch_size} / {s.max_wait_ms} ms)")
+                      f"{model.model_id}, batch ≤{s.batch_size} / {s.max_wait_ms} ms, "
+                      f"{workers} in inference × {threads} ORT thread(s))")
         st = proc.run(max_idle_s=a.until_idle)
         console.print(f"stopped: {st.consumed} consumed, {st.verdicts} verdicts {st.labels}, {st.alerts} alerts, "
                       f"{st.dlq} to DLQ, {st.batches} batches")

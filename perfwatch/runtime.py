@@ -30,6 +30,11 @@ class Encoded:
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
 
+    def split(self, parts: int) -> list[Encoded]:
+        """Row slices, in order, to run side by side."""
+        return [Encoded(ids, mask) for ids, mask in zip(np.array_split(self.input_ids, parts),
+                                                         np.array_split(self.attention_mask, parts), strict=True)]
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)

@@ -114,6 +114,30 @@ def test_verdicts_equal_offline_predictions(kafka: Broker, topic_factory, group_
         assert max(abs(v["scores"][lab] - float(p)) for lab, p in zip(offline.labels, probs, strict=True)) < 1e-5
 
 
+@pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
+def test_batches_in_inference_side_by_side_emit_in_source_order(kafka: Broker, topic_factory, group_factory,
+                                                                tiny_bundle: Path, guarantee: str) -> None:
+    """Three small batches in inference at once finish in any order; verdicts still leave in the order
+    their samples were consumed (per host), once each, which hysteresis and readers depend on."""
+    topics = make_topics(topic_factory)
+    n = 3000
+    produce(kafka.conf, topics.samples, [sample_msg(i, float(i % 100), host=f"h{i % 13}") for i in range(n)])
+    proc = StreamProcessor(_settings(kafka, topics, tiny_bundle, group_factory(), batch_size=8,
+                                     inference_workers=3, threads=1, guarantee=guarantee))
+    assert proc.workers == 3
+    run_in_thread(proc, max_idle_s=4).join(180)
+    verdicts = read_json(kafka.conf, topics.predictions, committed=True)
+    per_offset = Counter((v["source"]["partition"], v["source"]["offset"]) for v in verdicts)
+    assert len(per_offset) == n and max(per_offset.values()) == 1
+    by_host: dict[str, list[int]] = {}
+    for v in verdicts:  # one host = one key = one partition in and out: read order is append order
+        by_host.setdefault(v["host"], []).append(v["source"]["offset"])
+    assert len(by_host) == 13
+    for host, offsets in by_host.items():
+        assert offsets == sorted(offsets), host
+    assert proc.stats.batches >= n // 8
+
+
 def test_hysteresis_fires_once_and_resolves_once(kafka: Broker, topic_factory, group_factory,
                                                  tiny_bundle: Path) -> None:
     topics = make_topics(topic_factory)
