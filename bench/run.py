@@ -32,8 +32,8 @@ def machine() -> dict[str, Any]:
 def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None = None) -> dict[str, Any]:
     from bench.bundle import ensure_bench_artifacts
     from bench.naive import naive_throughput
-    from bench.pipeline import consumer_processes, latency, throughput
-    from bench.raw import raw_table
+    from bench.pipeline import consumer_processes, latency, throughput, warm_up
+    from bench.raw import best, raw_table, reference
     from perfwatch.bundle import read_manifest
 
     quick = shape == "tiny" if quick is None else quick
@@ -53,12 +53,26 @@ def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None 
         conf = {"bootstrap.servers": bootstrap}
         console.print("raw model …")
         result["raw"] = raw_table(bundle, min_seconds=0.5 if quick else 2.0)
-        raw = {(r["precision"], r["batch"]): r for r in result["raw"]}
-        n = int(min(30_000, max(2_000, raw[("int8", BATCH)]["samples_per_s"] * secs)))
-        console.print(f"pipeline (at-least-once, exactly-once; {n} samples each) …")
-        result["pipeline"] = [
-            throughput(conf, bundle, n, guarantee="at-least-once", precision="int8", batch=BATCH),
-            throughput(conf, bundle, n, guarantee="exactly-once", precision="int8", batch=BATCH)]
+        top = best(result["raw"], "int8", BATCH)["samples_per_s"]
+        n = int(min(30_000, max(2_000, top * secs)))
+        warm = 15.0 if quick else 75.0
+        console.print(f"warming the broker up: {warm:.0f} s of pipeline traffic at half the raw rate …")
+        result["warm_up"] = warm_up(conf, bundle, warm, top / 2, precision="int8", batch=BATCH)
+        # Raw and pipeline alternate, so that both see the same machine (shared cores drift by ±15 % over
+        # minutes here); the goals take the median round.
+        rounds = 1 if quick else 3
+        result["rounds"] = []
+        for i in range(rounds):
+            console.print(f"round {i + 1}/{rounds}: raw model, then the pipeline at-least-once and exactly-once "
+                          f"({n} samples each) …")
+            result["rounds"].append({
+                "raw": reference(bundle, BATCH, 0.5 if quick else 3.0),
+                "at-least-once": throughput(conf, bundle, n, guarantee="at-least-once", precision="int8",
+                                            batch=BATCH),
+                "exactly-once": throughput(conf, bundle, n, guarantee="exactly-once", precision="int8",
+                                           batch=BATCH)})
+        mid = median_round(result["rounds"])
+        result["pipeline"] = [mid["at-least-once"], mid["exactly-once"]]
         console.print("naive baseline (transformers pipeline on torch, one message at a time) …")
         result["naive"] = naive_throughput(conf, checkpoint, 1000 if quick else 300)
         alo = result["pipeline"][0]["samples_per_s"]
@@ -74,25 +88,47 @@ def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None 
     return result
 
 
+def _ratio(rnd: dict[str, Any]) -> float:
+    return float(rnd["at-least-once"]["samples_per_s"] / rnd["raw"]["samples_per_s"])
+
+
+def _eos_cost(rnd: dict[str, Any]) -> float:
+    return float(1 - rnd["exactly-once"]["samples_per_s"] / rnd["at-least-once"]["samples_per_s"])
+
+
+def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """The round whose pipeline/raw ratio is the median (rounds are odd in number)."""
+    return sorted(rounds, key=_ratio)[len(rounds) // 2]
+
+
 def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
-    raw = {(x["precision"], x["batch"]): x for x in r["raw"]}
-    alo, eos = r["pipeline"][0]["samples_per_s"], r["pipeline"][1]["samples_per_s"]
-    raw_rate = raw[("int8", r["batch"])]["samples_per_s"]
-    batch_s = r["batch"] / raw[("int8", r["batch"])]["samples_per_s_no_tokenize"]
+    from statistics import median
+
+    from bench.raw import best
+
+    ratio = median(_ratio(x) for x in r["rounds"])
+    eos_cost = median(_eos_cost(x) for x in r["rounds"])
+    alo = r["pipeline"][0]["samples_per_s"]
+    ref = median_round(r["rounds"])["raw"]
+    # One batch's inference time, the strict reading: a full batch at the best model-only rate. (The
+    # consumer's default runs two batches side by side on one thread each, so each takes about twice that.)
+    batch_s = r["batch"] / best(r["raw"], "int8", r["batch"])["samples_per_s_no_tokenize"]
     p99_50 = r["latency"][1]["p99_ms"]
     bound = 50 + 3 * batch_s * 1000
     rss = r["processes"][0]["peak_rss_mib"][0]
     naive = r["naive"]["samples_per_s"]
+    n = len(r["rounds"])
     return [
-        {"goal": "pipeline ≥ 0.9 × raw model (int8, batch 128)", "value": alo / raw_rate,
-         "met": alo / raw_rate >= 0.9,
-         "figure": f"{alo:.0f} / {raw_rate:.0f} samples/s = {alo / raw_rate:.2f}×"},
+        {"goal": f"pipeline ≥ 0.9 × raw model (int8, batch {r['batch']})", "value": ratio, "met": ratio >= 0.9,
+         "figure": f"{ratio:.2f}×, median of {n} alternating round(s) ({alo:.0f} / {ref['samples_per_s']:.0f} "
+                   f"samples/s; raw run as {ref['runs']} × {ref['threads']} thread(s), its fastest)"},
         {"goal": "pipeline ≥ 10 × naive per-message torch", "value": alo / naive, "met": alo / naive >= 10,
          "figure": f"{alo:.0f} / {naive:.1f} samples/s = {alo / naive:.1f}×"},
         {"goal": "p99 at 50 % load ≤ max_wait + 3 × batch inference", "value": p99_50, "met": p99_50 <= bound,
-         "figure": f"{p99_50:.0f} ms ≤ {bound:.0f} ms (50 + 3 × {batch_s * 1000:.0f})"},
-        {"goal": "exactly-once costs ≤ 15 % of at-least-once", "value": 1 - eos / alo, "met": eos >= 0.85 * alo,
-         "figure": f"{eos:.0f} vs {alo:.0f} samples/s = {(1 - eos / alo) * 100:.1f} % cost"},
+         "figure": f"{p99_50:.0f} ms {'≤' if p99_50 <= bound else '>'} {bound:.0f} ms "
+                   f"(50 + 3 × {batch_s * 1000:.0f}: {r['batch']} samples at the best model-only rate)"},
+        {"goal": "exactly-once costs ≤ 15 % of at-least-once", "value": eos_cost, "met": eos_cost <= 0.15,
+         "figure": f"{eos_cost * 100:.1f} % (median of {n} round(s))"},
         {"goal": "consumer peak RSS ≤ 1 GiB (int8)", "value": rss, "met": rss <= 1024, "figure": f"{rss:.0f} MiB"},
     ]
 
@@ -103,15 +139,25 @@ def markdown(r: dict[str, Any]) -> str:
     m = r["machine"]
     lines = [f"`perfwatch bench --shape {r['shape']}` on {m['cores']} cores ({m['cpu']}), {r['when']}, "
              f"bundle `{r['bundle']}`, batch {r['batch']}:", "", "**Raw model**", "", raw_md(r["raw"]), "",
-             "**Pipeline and baselines** (int8; rates from the broker's append times of the verdicts)", "",
-             "| measurement | samples/s | notes |", "| --- | --- | --- |"]
+             f"**Pipeline vs raw model, alternating** (int8, batch {r['batch']}; the broker warmed up for "
+             f"{r['warm_up']['seconds']:.0f} s first; pipeline rates from the broker's append times of the verdicts)",
+             "", "| round | raw model (its fastest plan) | pipeline, at-least-once | pipeline, exactly-once | "
+             "at-least-once / raw | exactly-once cost |", "| --- | --- | --- | --- | --- | --- |"]
+    for i, x in enumerate(r["rounds"], 1):
+        lines.append(f"| {i} | {x['raw']['samples_per_s']:.0f} ({x['raw']['runs']} × {x['raw']['threads']}) | "
+                     f"{x['at-least-once']['samples_per_s']:.0f} | {x['exactly-once']['samples_per_s']:.0f} | "
+                     f"{_ratio(x):.2f} | {_eos_cost(x) * 100:.1f} % |")
+    lines += ["", "**Pipeline and baselines** (the median round)", "",
+              "| measurement | samples/s | notes |", "| --- | --- | --- |"]
     for p in r["pipeline"]:
         lines.append(f"| pipeline, {p['guarantee']} | {p['samples_per_s']:.0f} | {p['verdicts']} verdicts, "
-                     f"{p['commits']} commits, inference {p['inference_share'] * 100:.0f} % of the time |")
+                     f"{p['commits']} commits, {p['workers']} batches in inference × {p['threads']} thread(s), "
+                     f"workers busy {p['inference_share'] * 100:.0f} % of the time |")
     lines.append(f"| naive: transformers pipeline on torch, per message | {r['naive']['samples_per_s']:.1f} | "
                  f"{r['naive']['samples']} samples |")
     for p in r["processes"]:
-        lines.append(f"| {p['processes']} consumer process(es), {p['threads_each']} ORT thread(s) each | "
+        lines.append(f"| {p['processes']} consumer process(es), {p['workers_each']} × {p['threads_each']} "
+                     f"ORT thread(s) each | "
                      f"{p['samples_per_s']:.0f} | peak RSS {', '.join(f'{x:.0f}' for x in p['peak_rss_mib'])} MiB |")
     lines += ["", "**End-to-end latency** (input produced → verdict appended), max_wait 50 ms", "",
               "| offered load | samples/s | p50 ms | p95 ms | p99 ms |", "| --- | --- | --- | --- | --- |"]

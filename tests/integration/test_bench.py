@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.raw import plans
+from perfwatch.settings import usable_cores
 from tests.kafka_fixtures import Broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,11 +32,14 @@ def test_bench_tiny_produces_a_sane_table(kafka: Broker, tmp_path: Path) -> None
                           "--bootstrap-servers", kafka.bootstrap], capture_output=True, text=True, timeout=900,
                          check=False)
     assert res.returncode == 0, res.stderr[-3000:]
-    for heading in ("**Raw model**", "**Pipeline and baselines**", "**End-to-end latency**", "**Goals**"):
+    for heading in ("**Raw model**", "**Pipeline vs raw model, alternating**", "**Pipeline and baselines**",
+                    "**End-to-end latency**", "**Goals**"):
         assert heading in res.stdout
     r = json.loads(out.read_text())
-    assert len(r["raw"]) == 6 and len(r["pipeline"]) == 2 and len(r["latency"]) == 3 and len(r["processes"]) == 2
-    figures = _positive_numbers({k: r[k] for k in ("raw", "pipeline", "naive", "latency", "processes")})
+    assert len(r["raw"]) == 6 * len(plans(usable_cores()))  # fp32/int8 × 3 batch sizes × ways to use the cores
+    assert len(r["rounds"]) == 1 and len(r["pipeline"]) == 2 and len(r["latency"]) == 3 and len(r["processes"]) == 2
+    figures = _positive_numbers({k: r[k] for k in ("raw", "rounds", "warm_up", "pipeline", "naive", "latency",
+                                                   "processes")})
     assert figures and all(x > 0 for x in figures)
     assert all(p["verdicts"] == p["samples"] for p in r["pipeline"])  # every sample got its verdict
     assert [g["goal"] for g in r["goals"]][0].startswith("pipeline ≥ 0.9 × raw")

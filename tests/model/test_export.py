@@ -60,6 +60,27 @@ def test_runtime_and_consumer_import_without_torch() -> None:
     assert res.returncode == 0, res.stdout + res.stderr
 
 
+def test_rows_split_across_workers_give_the_same_scores(tiny_bundle: Path) -> None:
+    """The consumer splits a batch's rows over idle workers and joins the parts: same rows, same order,
+    same probabilities as one run (fp32; uneven parts; concurrent runs on one session)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from perfwatch.template import render
+
+    model = BundleModel(tiny_bundle, "fp32", threads=1)
+    texts = [render(float(i % 101), float(i * 7 % 101), float(i * 13 % 101)) for i in range(101)]
+    enc = model.encode(texts)
+    whole = model.run(enc)
+    parts = enc.split(3)
+    assert [len(p) for p in parts] == [34, 34, 33]
+    with ThreadPoolExecutor(3) as pool:
+        joined = np.concatenate(list(pool.map(model.run, parts)))
+    assert joined.shape == whole.shape
+    assert np.abs(joined - whole).max() < 1e-5
+
+
 def test_export_of_a_non_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "perfwatch.cli", "export", str(tmp_path), "--out",
                           str(tmp_path / "b")], capture_output=True, text=True, timeout=60, check=False)
@@ -70,8 +91,10 @@ def test_export_of_a_non_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
 def test_raw_bench_reports_positive_throughput(tiny_bundle: Path) -> None:
     from bench.raw import raw_table
 
-    rows = raw_table(tiny_bundle, batches=(1, 32), min_seconds=0.2)
-    assert len(rows) == 4 and all(r["samples_per_s"] > 0 and r["samples_per_s_no_tokenize"] > 0 for r in rows)
+    rows = raw_table(tiny_bundle, batches=(1, 32), cores=2, min_seconds=0.2)
+    assert {(r["precision"], r["batch"], r["runs"], r["threads"]) for r in rows} == {
+        (p, b, *plan) for p in ("fp32", "int8") for b in (1, 32) for plan in ((1, 2), (2, 1))}
+    assert all(r["samples_per_s"] > 0 and r["samples_per_s_no_tokenize"] > 0 for r in rows)
 
 
 def test_int8_is_under_30_percent_of_fp32_at_distilgpt2_shape(tmp_path: Path) -> None:
