@@ -27,8 +27,8 @@ def usable_cores() -> int:
 
 def inference_plan(workers: int = 0, threads: int = 0, cores: int | None = None) -> tuple[int, int]:
     """(batches in inference at once, ORT threads each); 0 = choose. Two single-threaded runs side by side
-    beat one two-threaded run on 2 cores (measured +6-15 % at batch 128): no per-op fork/join between
-    threads, and a core taken by Kafka or Python stalls one batch instead of every op of the only one."""
+    beat one two-threaded run on 2 cores (measured +6-15 % at batch 128, more at small batches): no
+    fork/join of threads inside every operator."""
     cores = cores or usable_cores()
     workers = workers or (2 if cores >= 2 else 1)
     return workers, threads or max(1, cores // workers)
