@@ -1,7 +1,7 @@
 """Raw model throughput: samples/s of a bundle alone (fp32, int8) at several batch sizes, on the real
 template's token lengths, with tokenization included and excluded, for two ways of using the cores:
-one run at a time on every core, and the consumer's default of one single-threaded run per core side
-by side (one session, concurrent run() calls).
+one run at a time on every core, and the consumer's default plan: runs side by side on one session
+(concurrent run() calls; on 2 cores, two single-threaded runs).
 
     python -m bench.raw --bundle artifacts/bundle
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from perfwatch.runtime import BundleModel
-from perfwatch.settings import usable_cores
+from perfwatch.settings import inference_plan, usable_cores
 from perfwatch.synthetic import generate_runs
 from perfwatch.template import sample_text
 
@@ -56,8 +56,9 @@ def measure(model: BundleModel, texts: list[str], batch: int, min_seconds: float
 
 
 def plans(cores: int) -> list[tuple[int, int]]:
-    """(runs side by side, ORT threads each): every core on one run, and one run per core."""
-    return [(1, cores)] + ([(cores, 1)] if cores > 1 else [])
+    """(runs side by side, ORT threads each): every core on one run, and the consumer's default plan."""
+    default = inference_plan(cores=cores)
+    return [(1, cores)] + ([default] if default != (1, cores) else [])
 
 
 def raw_table(bundle: Path, batches: tuple[int, ...] = (1, 32, 128), cores: int | None = None,
