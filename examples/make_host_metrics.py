@@ -1,5 +1,5 @@
 """Write bitcoin-api-host-metrics.jsonl: SYNTHETIC host metrics for the two hosts behind the real Locust
-run in shared/data/real/locust-bitcoin-api (that run recorded no CPU/memory/disk). Aligned to its
+run in examples/locust-bitcoin-api (that run recorded no CPU/memory/disk). Aligned to its
 timestamps: ramp-up while users join, a saturated phase, then relief once the API's rate limiter
 (HTTP 429s) sheds most requests. Deterministic: python examples/make_host_metrics.py"""
 

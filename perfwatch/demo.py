@@ -14,15 +14,12 @@ from rich.markup import escape
 
 from perfwatch.console import console, out
 
-LOCUST = Path("results_stats_history.csv")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def locust_recording() -> Path:
-    import os
-
-    root = Path(__file__).resolve().parents[1]
-    shared = Path(os.environ.get("PERFWATCH_SHARED", root.parent / "shared"))
-    return shared / "data" / "real" / "locust-bitcoin-api" / LOCUST
+    """The real Locust run vendored in the repository (licence and source in its NOTICE)."""
+    return EXAMPLES / "locust-bitcoin-api" / "results_stats_history.csv"
 
 
 def run_demo(workdir: Path, speed: float = 10.0, train_steps: int = 400, keep_broker: bool = False) -> int:
@@ -40,9 +37,10 @@ def run_demo(workdir: Path, speed: float = 10.0, train_steps: int = 400, keep_br
 
     t_start = time.monotonic()
     recording = locust_recording()
-    host_metrics = Path(__file__).resolve().parents[1] / "examples" / "bitcoin-api-host-metrics.jsonl"
+    host_metrics = EXAMPLES / "bitcoin-api-host-metrics.jsonl"
     if not recording.is_file():
-        console.print(f"[bold red]error:[/] recorded run not found at {recording} (set PERFWATCH_SHARED)")
+        console.print(f"[bold red]error:[/] recorded run not found at {recording} (the demo runs from a clone of "
+                      "the repository, where examples/ holds it)")
         return 2
     shutil.rmtree(workdir / "broker", ignore_errors=True)
     kafka = LocalKafka(workdir / "broker")

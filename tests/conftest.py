@@ -3,7 +3,6 @@ tests/integration/conftest.py."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,12 @@ pytest_plugins = ["tests.kafka_fixtures"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def shared_dir() -> Path:
-    return Path(os.environ.get("PERFWATCH_SHARED", ROOT.parent / "shared"))
 
 
 @pytest.fixture(scope="session")
 def real_data() -> Path:
-    path = shared_dir() / "data" / "real"
-    if not path.is_dir():
-        pytest.fail(f"shared real recordings not found at {path} (set PERFWATCH_SHARED)")
-    return path
+    """The real recordings vendored in examples/ (each folder has its LICENSE and NOTICE)."""
+    return ROOT / "examples"
 
 
 @pytest.fixture(scope="session")
