@@ -7,13 +7,17 @@ FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN groupadd --system perfwatch && useradd --system --gid perfwatch --home-dir /app perfwatch
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
+# Every folder of the layout but bench/: benchmarks are not shipped (setup.py skips a missing folder).
 COPY perfwatch ./perfwatch
+COPY runtime ./runtime
+COPY tooling ./tooling
 COPY consumer ./consumer
 COPY producer ./producer
+COPY subscriber ./subscriber
 COPY training ./training
 COPY export ./export
-COPY bench ./bench
+COPY app ./app
 
 FROM base AS producer
 RUN pip install ".[producer]"

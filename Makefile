@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 .PHONY: install jars lint test test-fast demo bench chaos clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
@@ -21,7 +21,8 @@ jars: install
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy perfwatch producer consumer training export bench
+	$(PY) -m perfwatch.tooling.typecheck .cache/typecheck >/dev/null
+	MYPYPATH=.cache/typecheck $(VENV)/bin/mypy -p perfwatch
 
 test: jars lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -33,8 +33,8 @@ def ensure_bench_artifacts(shape: str, workdir: Path = Path("artifacts/bench")) 
     bundle, ckpt = workdir / f"bundle-{shape}", workdir / f"train-{shape}" / "model"
     if _matches(bundle, shape) and (ckpt / "config.json").exists():
         return bundle, ckpt
-    from export.bundle_writer import export_bundle
-    from training.train import TrainConfig, train
+    from perfwatch.export.bundle_writer import export_bundle
+    from perfwatch.training.train import TrainConfig, train
 
     steps = 300 if shape == "tiny" else 80
     console.print(f"no {shape} bundle yet: training one for {steps} steps (throughput does not depend on it) …")

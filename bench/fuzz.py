@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.chaos import Result, Topics, consume_process, count, outputs, produce, sample_value, wait_until
+from perfwatch.bench.harness import Result, Topics, consume_process, count, outputs, produce, sample_value, wait_until
 
 CATEGORIES = ("invalid_utf8", "deep_json", "huge_number", "nan_inf", "negative", "over_100", "megabyte", "empty",
               "binary", "missing", "wrong_type", "junk_text", "json_array", "truncated")

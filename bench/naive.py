@@ -12,7 +12,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from bench.pipeline import BenchTopics, payloads, produce
+from perfwatch.bench.pipeline import BenchTopics, payloads, produce
 from perfwatch.template import render
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Producer
 
-from consumer.processor import StreamProcessor
 from perfwatch.bundle import Precision
+from perfwatch.consumer.processor import StreamProcessor
 from perfwatch.kafkaio import end_offsets, ensure_topics, read_topic
 from perfwatch.settings import ConsumerSettings, Guarantee, inference_plan, usable_cores
 from perfwatch.synthetic import generate_runs
@@ -174,7 +174,7 @@ def consumer_processes(conf: dict[str, Any], bundle: Path, n: int, processes: in
     group = f"bench-{uuid.uuid4().hex[:6]}"
     # The cores are split between the processes; each one plans its share as the consumer would.
     workers, threads = inference_plan(cores=max(1, usable_cores() // processes))
-    procs = [subprocess.Popen([sys.executable, "-m", "perfwatch.cli", "consume", "--bootstrap-servers",
+    procs = [subprocess.Popen([sys.executable, "-m", "perfwatch.app.cli", "consume", "--bootstrap-servers",
                                conf["bootstrap.servers"], *topics.flags(), "--bundle", str(bundle), "--group-id", group,
                                "--precision", precision, "--batch-size", str(batch), "--threads", str(threads),
                                "--inference-workers", str(workers),

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from perfwatch.runtime import BundleModel
+from perfwatch.runtime.model import BundleModel
 from perfwatch.settings import inference_plan, usable_cores
 from perfwatch.synthetic import generate_runs
 from perfwatch.template import sample_text

@@ -30,10 +30,10 @@ def machine() -> dict[str, Any]:
 
 
 def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None = None) -> dict[str, Any]:
-    from bench.bundle import ensure_bench_artifacts
-    from bench.naive import naive_throughput
-    from bench.pipeline import consumer_processes, latency, throughput, warm_up
-    from bench.raw import best, raw_table, reference
+    from perfwatch.bench.bundle import ensure_bench_artifacts
+    from perfwatch.bench.naive import naive_throughput
+    from perfwatch.bench.pipeline import consumer_processes, latency, throughput, warm_up
+    from perfwatch.bench.raw import best, raw_table, reference
     from perfwatch.bundle import read_manifest
 
     quick = shape == "tiny" if quick is None else quick
@@ -44,7 +44,7 @@ def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None 
                               "batch": BATCH, "when": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     with ExitStack() as stack:
         if bootstrap is None:
-            from bench.chaos import local_broker
+            from perfwatch.bench.harness import local_broker
 
             kafka = stack.enter_context(local_broker(1))
             st = kafka.load_state()
@@ -104,7 +104,7 @@ def median_round(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
     from statistics import median
 
-    from bench.raw import best
+    from perfwatch.bench.raw import best
 
     ratio = median(_ratio(x) for x in r["rounds"])
     eos_cost = median(_eos_cost(x) for x in r["rounds"])
@@ -134,7 +134,7 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def markdown(r: dict[str, Any]) -> str:
-    from bench.raw import markdown as raw_md
+    from perfwatch.bench.raw import markdown as raw_md
 
     m = r["machine"]
     lines = [f"`perfwatch bench --shape {r['shape']}` on {m['cores']} cores ({m['cpu']}), {r['when']}, "

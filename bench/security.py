@@ -11,15 +11,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.chaos import Result, Topics, count, local_broker, sample_value
-from perfwatch.broker import SaslUser
+from perfwatch.bench.harness import Result, Topics, count, local_broker, sample_value
+from perfwatch.tooling import SaslUser
 
 USER, PASSWORD = "perfwatch-user", "s3cret-Pa55word"
 
 
 def _cli(*args: str, env: dict[str, str], timeout: float = 300) -> tuple[int, str, float]:
     t0 = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "perfwatch.cli", *args], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-m", "perfwatch.app.cli", *args], capture_output=True, text=True,
                          timeout=timeout, env={**os.environ, **env}, check=False)
     return res.returncode, res.stdout + res.stderr, time.monotonic() - t0
 

@@ -8,9 +8,10 @@ from typing import cast
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message, TopicPartition
 
+from perfwatch.decoding import decode_sample
 from perfwatch.errors import ContractError
-from perfwatch.runtime import BundleModel, Encoded
-from perfwatch.sample import Sample, decode_sample
+from perfwatch.runtime.model import BundleModel, Encoded
+from perfwatch.sample import Sample
 from perfwatch.template import sample_text
 
 

@@ -7,6 +7,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
+from perfwatch.errors import InputError
 from perfwatch.verdict import AlertState
 
 
@@ -26,7 +27,7 @@ class Hysteresis:
     def parse(cls, spec: str) -> Hysteresis:
         match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", spec)
         if not match or not 0 < int(match[1]) <= int(match[2]):
-            raise ValueError(f"hysteresis {spec!r}: expected N/M with 0 < N <= M, e.g. 3/5")
+            raise InputError(f"hysteresis {spec!r}: expected N/M with 0 < N <= M, e.g. 3/5")
         return cls(int(match[1]), int(match[2]))
 
     def observe(self, key: str, is_high: bool) -> AlertState | None:

@@ -25,11 +25,12 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumer.batch import Batch, coords, message_time, prepare
-from consumer.hysteresis import Hysteresis
-from consumer.metrics import Metrics
-from consumer.routing import Record, route
-from perfwatch.runtime import BundleModel, Encoded
+from perfwatch.consumer.batch import Batch, coords, message_time, prepare
+from perfwatch.consumer.hysteresis import Hysteresis
+from perfwatch.consumer.metrics import Metrics
+from perfwatch.consumer.routing import Record, route
+from perfwatch.errors import PerfwatchError
+from perfwatch.runtime.model import BundleModel, Encoded
 from perfwatch.settings import ConsumerSettings
 from perfwatch.verdict import ModelRef
 
@@ -41,7 +42,7 @@ _WAIT_SLICE_S = 0.005
 _MIN_SPLIT = 16
 
 
-class DeliveryFailed(RuntimeError):
+class DeliveryFailed(PerfwatchError, RuntimeError):
     pass
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import numpy as np
 from confluent_kafka import Message
 
-from consumer.batch import Batch, coords
-from consumer.hysteresis import Hysteresis
+from perfwatch.consumer.batch import Batch, coords
+from perfwatch.consumer.hysteresis import Hysteresis
 from perfwatch.errors import ContractError
 from perfwatch.labels import ALERT_LABEL
 from perfwatch.verdict import Alert, ModelRef, SourceRef, Verdict

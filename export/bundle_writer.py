@@ -10,16 +10,17 @@ from typing import Any
 
 from perfwatch.bundle import MODEL_FILES, TOKENIZER, Manifest, write_manifest
 from perfwatch.console import console
+from perfwatch.errors import PerfwatchError
 
 
-class ExportError(RuntimeError):
+class ExportError(PerfwatchError, RuntimeError):
     pass
 
 
 def export_bundle(checkpoint: Path, out: Path, precisions: tuple[str, ...] = ("fp32", "int8"),
                   min_int8_agreement: float = 0.995, parity_samples: int = 2000) -> Manifest:
-    from export.onnx_export import export_fp32, quantize_int8
-    from export.parity import ParityError, check, heldout_texts
+    from perfwatch.export.onnx_export import export_fp32, quantize_int8
+    from perfwatch.export.parity import ParityError, check, heldout_texts
 
     checkpoint, out = Path(checkpoint), Path(out)
     meta_path = checkpoint / "perfwatch_meta.json"

@@ -15,12 +15,13 @@ import numpy as np
 import torch
 from transformers import GPT2ForSequenceClassification, PreTrainedTokenizerFast
 
-from perfwatch.runtime import BundleModel, softmax
+from perfwatch.errors import PerfwatchError
+from perfwatch.runtime.model import BundleModel, softmax
 
 PROBES = ("cpu 91 mem 40 disk 12 cpu 5 mem 5 disk 5 cpu 7", "cpu 1 mem 2 disk 3 load spike on host web-01")
 
 
-class ParityError(RuntimeError):
+class ParityError(PerfwatchError, RuntimeError):
     pass
 
 

@@ -21,7 +21,24 @@ Reason = Literal[
 ]
 
 
-class ContractError(ValueError):
+class PerfwatchError(Exception):
+    """An expected failure: the user gets its message in one line and the exit code, never a traceback.
+    Anything that is not a PerfwatchError is a bug, and `perfwatch` shows its traceback."""
+
+    exit_code = 2
+
+
+class InputError(PerfwatchError, ValueError):
+    """A local input (file, flag, recording) that cannot be used."""
+
+
+class KafkaSetupError(PerfwatchError, RuntimeError):
+    """The cluster refused a setup step (creating a topic, say)."""
+
+    exit_code = 1
+
+
+class ContractError(PerfwatchError, ValueError):
     """Input that does not satisfy the perfwatch contract."""
 
     def __init__(self, reason: Reason, message: str) -> None:
@@ -30,5 +47,5 @@ class ContractError(ValueError):
         self.message = message
 
 
-class BundleError(RuntimeError):
+class BundleError(PerfwatchError, RuntimeError):
     """A model bundle that is missing, incomplete or does not match its manifest."""

@@ -10,6 +10,8 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from perfwatch.errors import KafkaSetupError
+
 
 def ensure_topics(conf: dict[str, Any], names: Iterable[str], partitions: int = 3,
                   replication: int = 1, timeout: float = 30.0, config: dict[str, str] | None = None) -> None:
@@ -25,7 +27,7 @@ def ensure_topics(conf: dict[str, Any], names: Iterable[str], partitions: int = 
             fut.result()
         except KafkaException as exc:
             if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise RuntimeError(f"cannot create topic {name}: {exc}") from None
+                raise KafkaSetupError(f"cannot create topic {name}: {exc}") from None
     # Metadata can lag creation by a moment; wait until every partition has a leader.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psutil
 
+from perfwatch.producer.publisher import Publisher, PublishStats
 from perfwatch.sample import Sample
 
 
@@ -31,3 +33,23 @@ def live_samples(run_id: str, host: str, interval_s: float = 1.0, duration_s: fl
         yield Sample(run_id=run_id, host=host, ts=datetime.now(UTC), cpu_pct=psutil.cpu_percent(None),
                      mem_pct=vm.percent, disk_pct=psutil.disk_usage(disk_path).percent,
                      mem_free_gb=round(vm.available / 2**30, 3))
+
+
+def publish_live(samples: Iterable[Sample], publisher: Publisher, record: Path | None = None,
+                 on_sample: Callable[[Sample], None] | None = None) -> PublishStats:
+    """Send each sample as it comes (and append it to a JSONL recording, flushed per line so that a
+    crash loses nothing already shown); return the publisher's delivery counts."""
+    rec = record.open("a") if record else None
+    try:
+        with publisher as pub:
+            for sample in samples:
+                pub.send(sample)
+                if rec:
+                    rec.write(sample.model_dump_json(exclude_none=True) + "\n")
+                    rec.flush()
+                if on_sample:
+                    on_sample(sample)
+        return publisher.stats
+    finally:
+        if rec:
+            rec.close()

@@ -19,8 +19,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
-from perfwatch.errors import ContractError
-from perfwatch.sample import Sample, decode_sample, validate_obj
+from perfwatch.decoding import decode_sample
+from perfwatch.errors import ContractError, InputError
+from perfwatch.sample import Sample, validate_obj
 from perfwatch.seedtext import parse_line
 
 NUMERIC = {"cpu_pct", "mem_pct", "disk_pct", "rps", "p95_ms", "error_pct", "mem_free_gb"}
@@ -111,7 +112,7 @@ def read_locust(path: Path, host_metrics: list[Sample] | None, run_id: str | Non
                 tolerance_s: float = 5.0) -> Iterator[Item]:
     """Locust's stats history joined, per host, with the host-metrics sample nearest in time."""
     if not host_metrics:
-        raise ValueError(f"{path}: Locust CSV has RPS and percentiles but no CPU/memory/disk; "
+        raise InputError(f"{path}: Locust CSV has RPS and percentiles but no CPU/memory/disk; "
                          "give the host metrics of the same run with --host-metrics FILE")
     by_host: dict[str, list[Sample]] = {}
     for s in host_metrics:
@@ -190,7 +191,7 @@ def load_samples(path: Path) -> list[Sample]:
     items = list(read_csv(path) if path.suffix.lower() == ".csv" else read_jsonl(path))
     bad = [i for i in items if isinstance(i, Rejected)]
     if bad:
-        raise ValueError(f"host metrics {bad[0]}")
+        raise InputError(f"host metrics {bad[0]}")
     return [i for i in items if isinstance(i, Sample)]
 
 
@@ -200,11 +201,11 @@ def read_source(source: str, *, host_metrics: Path | None = None, run_id: str | 
                 interval_s: float = 1.0) -> list[Item]:
     if source.startswith("kafka:"):
         if not from_run:
-            raise ValueError("replaying from a topic needs --from-run RUN_ID")
+            raise InputError("replaying from a topic needs --from-run RUN_ID")
         return list(read_topic_run(conf or {}, source.removeprefix("kafka:"), from_run, start, end))
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such recording")
+        raise InputError(f"{path}: no such recording")
     suffix = path.suffix.lower()
     if suffix == ".csv" and is_locust(path):
         return list(read_locust(path, load_samples(host_metrics) if host_metrics else None, run_id))

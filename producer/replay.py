@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from perfwatch.console import console
+from perfwatch.producer.publisher import Publisher
+from perfwatch.producer.recordings import Item, Rejected
 from perfwatch.sample import Sample
-from producer.publisher import Publisher
-from producer.recordings import Item, Rejected
 
 
 @dataclass

@@ -24,7 +24,7 @@ def real_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny-shape model trained from scratch by the real training code (shared by the suites)."""
-    from training.train import TrainConfig, train
+    from perfwatch.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny-train")
     train(TrainConfig(out=out, from_scratch="tiny", synthetic_runs=150, seed_lines=1500, max_steps=600,
@@ -35,7 +35,7 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real bundle (fp32 + int8) made from the tiny checkpoint by the real export code."""
-    from export.bundle_writer import export_bundle
+    from perfwatch.export.bundle_writer import export_bundle
 
     out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
     export_bundle(tiny_checkpoint, out, parity_samples=600)

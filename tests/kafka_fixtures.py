@@ -63,7 +63,7 @@ def kafka(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config)
         with KafkaContainer("apache/kafka:4.1.1") as c:
             yield Broker(c.get_bootstrap_server(), "testcontainers")
         return
-    from perfwatch.broker import LocalKafka
+    from perfwatch.tooling import LocalKafka
 
     local = LocalKafka(Path(tmp_path_factory.mktemp("kafka")))
     state = local.start()

@@ -85,7 +85,7 @@ def wait_for(pred: Any, timeout: float = 60.0, every: float = 0.2) -> bool:
 
 def consume_cli(bootstrap: str, topics: Topics, bundle: Path, *extra: str) -> subprocess.Popen[str]:
     """`perfwatch consume` as a real process (for SIGKILL / SIGTERM tests)."""
-    args = [sys.executable, "-m", "perfwatch.cli", "consume", "--bootstrap-servers", bootstrap, *topics.flags(),
+    args = [sys.executable, "-m", "perfwatch.app.cli", "consume", "--bootstrap-servers", bootstrap, *topics.flags(),
             "--bundle", str(bundle), *extra]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perfwatch.errors import ContractError
+from perfwatch.errors import ContractError, PerfwatchError
 from perfwatch.labels import LABELS, label_for, near_boundary
 from perfwatch.sample import validate_obj
 from perfwatch.seedtext import format_line, parse_line
@@ -22,7 +22,7 @@ from perfwatch.template import TEMPLATE_VERSION, sample_text
 SPLITS = ("train", "val", "test")
 
 
-class DataError(ValueError):
+class DataError(PerfwatchError, ValueError):
     """Bad training input; the message names the file and line."""
 
 
@@ -51,6 +51,18 @@ class Dataset:
 
     def summary(self) -> dict[str, dict[str, int]]:
         return {s: {lab: sum(e.label == lab for e in ex) for lab in self.labels} for s, ex in self.splits.items()}
+
+
+def write_dataset(ds: Dataset, out: Path) -> Path:
+    """Write each split as OUT/SPLIT.jsonl (text, label, run, source, boundary flag, metrics)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for split, examples in ds.splits.items():
+        with (out / f"{split}.jsonl").open("w") as f:
+            for e in examples:
+                f.write(json.dumps({"text": e.text, "label": e.label, "run_id": e.run_id, "source": e.source,
+                                    "boundary": e.boundary, "cpu_pct": e.metrics[0], "mem_pct": e.metrics[1],
+                                    "disk_pct": e.metrics[2]}) + "\n")
+    return out
 
 
 def _example(sample_like: object, label: str, run_id: str, source: str) -> Example:

@@ -9,6 +9,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2ForSequenceClassification, PreTrainedTokenizerFast
 
+from perfwatch.errors import PerfwatchError
+
 PAD, EOS = "<|pad|>", "<|endoftext|>"
 
 
@@ -27,7 +29,7 @@ SHAPES: dict[str, Shape] = {
 }
 
 
-class BaseModelError(RuntimeError):
+class BaseModelError(PerfwatchError, RuntimeError):
     pass
 
 

@@ -21,11 +21,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from transformers import GPT2ForSequenceClassification, PreTrainedTokenizerFast
 
 from perfwatch.console import console
+from perfwatch.errors import InputError
 from perfwatch.labels import LABELS
 from perfwatch.template import TEMPLATE_VERSION
-from training.data import Dataset, Example, build_dataset
-from training.metrics import classification_report
-from training.model import check_base, from_pretrained, from_scratch, shape_of, train_tokenizer
+from perfwatch.training.data import Dataset, Example, build_dataset
+from perfwatch.training.metrics import classification_report
+from perfwatch.training.model import check_base, from_pretrained, from_scratch, shape_of, train_tokenizer
 
 META = "perfwatch_meta.json"
 HELDOUT = "heldout.jsonl"
@@ -156,7 +157,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.resume and (state_dir / "trainer.pt").exists():
         st = torch.load(state_dir / "trainer.pt", weights_only=False)
         if st["data_hash"] != ds.hash:
-            raise ValueError(f"{state_dir}: checkpoint was trained on other data ({st['data_hash'][:12]}); "
+            raise InputError(f"{state_dir}: checkpoint was trained on other data ({st['data_hash'][:12]}); "
                              "not resuming")
         tokenizer = PreTrainedTokenizerFast.from_pretrained(state_dir / "tokenizer")
         model.load_state_dict(st["model"])
@@ -282,8 +283,8 @@ def _save_state(state_dir: Path, model: Any, tokenizer: PreTrainedTokenizerFast,
 def _write_model(out: Path, model: GPT2ForSequenceClassification, tokenizer: PreTrainedTokenizerFast,
                  meta: dict[str, Any], history: list[dict[str, float]],
                  resources: list[tuple[float, float, float]]) -> None:
-    from training.card import write_card
-    from training.plots import plot_confusion, plot_resources, plot_training
+    from perfwatch.training.card import write_card
+    from perfwatch.training.plots import plot_confusion, plot_resources, plot_training
 
     tmp = out / "model.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -313,10 +314,10 @@ def _tracker(cfg: TrainConfig, base: str):  # type: ignore[no-untyped-def]
     if cfg.report_to == "none":
         return lambda row: None
     if cfg.report_to != "wandb":
-        raise ValueError(f"--report-to {cfg.report_to!r}: only 'none' and 'wandb' are supported")
+        raise InputError(f"--report-to {cfg.report_to!r}: only 'none' and 'wandb' are supported")
     try:
         import wandb  # type: ignore[import-not-found]
     except ImportError:
-        raise ValueError("--report-to wandb needs `pip install wandb`") from None
+        raise InputError("--report-to wandb needs `pip install wandb`") from None
     run = wandb.init(project="perfwatch", mode="offline", config={"base": base, **asdict(cfg)}, dir=str(cfg.out))
     return lambda row: run.log(row, step=int(row["step"]))

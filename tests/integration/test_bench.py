@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.raw import plans
+from perfwatch.bench.raw import plans
 from perfwatch.settings import usable_cores
 from tests.kafka_fixtures import Broker
 
@@ -28,7 +28,7 @@ def _positive_numbers(obj: object) -> list[float]:
 
 def test_bench_tiny_produces_a_sane_table(kafka: Broker, tmp_path: Path) -> None:
     out = tmp_path / "tiny.json"
-    res = subprocess.run([sys.executable, "-m", "perfwatch.cli", "bench", "--shape", "tiny", "--out", str(out),
+    res = subprocess.run([sys.executable, "-m", "perfwatch.app.cli", "bench", "--shape", "tiny", "--out", str(out),
                           "--bootstrap-servers", kafka.bootstrap], capture_output=True, text=True, timeout=900,
                          check=False)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumer.processor import StreamProcessor
+from perfwatch.consumer.processor import StreamProcessor
 from perfwatch.kafkaio import read_topic
 from perfwatch.labels import HIGH
-from perfwatch.runtime import BundleModel
+from perfwatch.runtime.model import BundleModel
 from perfwatch.settings import ConsumerSettings
 from perfwatch.template import render
 from tests.kafka_fixtures import Broker
@@ -199,7 +199,7 @@ def test_two_consumers_one_leaves_mid_stream(kafka: Broker, topic_factory, group
 
 
 def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "perfwatch.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "perfwatch.app.cli", *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
 
 

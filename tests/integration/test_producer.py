@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from consumer.processor import StreamProcessor
+from perfwatch.consumer.processor import StreamProcessor
+from perfwatch.decoding import decode_sample
 from perfwatch.kafkaio import read_topic
-from perfwatch.sample import Sample, decode_sample
+from perfwatch.sample import Sample
 from perfwatch.settings import ConsumerSettings
 from tests.kafka_fixtures import Broker
 from tests.streams import make_topics, produce, run_in_thread, sample_msg
@@ -24,7 +25,7 @@ HOST_METRICS = ROOT / "examples" / "bitcoin-api-host-metrics.jsonl"
 
 
 def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "perfwatch.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "perfwatch.app.cli", *args], capture_output=True, text=True,
                           timeout=timeout, check=False, env={**os.environ, "COLUMNS": "200"})
 
 
@@ -165,12 +166,3 @@ def test_generate_publishes_synthetic_runs(kafka: Broker, topic_factory) -> None
     assert res.returncode == 0, res.stderr
     got = [s for s, _ in samples_in(kafka, topic)]
     assert len(got) == 100 and len({s.run_id for s in got}) == 2
-
-
-@pytest.mark.slow
-def test_demo_end_to_end(tmp_path: Path) -> None:
-    res = cli("demo", "--workdir", str(tmp_path / "demo"), "--train-steps", "300", timeout=900)
-    assert res.returncode == 0, (res.stdout[-3000:], res.stderr[-3000:])
-    assert "ALERT" in res.stdout and "[firing]" in res.stdout
-    assert list((tmp_path / "demo").glob("report-*.png"))
-    assert not list((tmp_path / "demo" / "broker").glob("node-1/*.pid"))

@@ -12,7 +12,7 @@ import pytest
 
 from perfwatch.bundle import read_manifest
 from perfwatch.errors import BundleError
-from perfwatch.runtime import BundleModel
+from perfwatch.runtime.model import BundleModel
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +47,15 @@ def test_consumer_refuses_a_tampered_bundle(tiny_bundle: Path, tmp_path: Path) -
     with (copy / "model.int8.onnx").open("r+b") as f:
         f.seek(100)
         f.write(b"\x00")
-    res = subprocess.run([sys.executable, "-m", "perfwatch.cli", "consume", "--bundle", str(copy)],
+    res = subprocess.run([sys.executable, "-m", "perfwatch.app.cli", "consume", "--bundle", str(copy)],
                          capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode != 0
     assert "model.int8.onnx" in res.stderr and "does not match the manifest" in res.stderr
 
 
 def test_runtime_and_consumer_import_without_torch() -> None:
-    code = ("import sys, consumer.processor, perfwatch.runtime, perfwatch.cli, producer.alerts, producer.replay;"
+    code = ("import sys, perfwatch.consumer.processor, perfwatch.runtime.model, perfwatch.app.cli, "
+            "perfwatch.subscriber.alerts, perfwatch.producer.replay;"
             "bad=[m for m in ('torch','transformers','optimum') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -82,14 +83,14 @@ def test_rows_split_across_workers_give_the_same_scores(tiny_bundle: Path) -> No
 
 
 def test_export_of_a_non_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "perfwatch.cli", "export", str(tmp_path), "--out",
+    res = subprocess.run([sys.executable, "-m", "perfwatch.app.cli", "export", str(tmp_path), "--out",
                           str(tmp_path / "b")], capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 2 and "not a checkpoint" in res.stderr
     assert not (tmp_path / "b").exists()
 
 
 def test_raw_bench_reports_positive_throughput(tiny_bundle: Path) -> None:
-    from bench.raw import raw_table
+    from perfwatch.bench.raw import raw_table
 
     rows = raw_table(tiny_bundle, batches=(1, 32), cores=2, min_seconds=0.2)
     assert {(r["precision"], r["batch"], r["runs"], r["threads"]) for r in rows} == {
@@ -99,9 +100,9 @@ def test_raw_bench_reports_positive_throughput(tiny_bundle: Path) -> None:
 
 def test_int8_is_under_30_percent_of_fp32_at_distilgpt2_shape(tmp_path: Path) -> None:
     """Size only: a randomly initialised DistilGPT-2-shape checkpoint through the real export functions."""
-    from export.onnx_export import export_fp32, quantize_int8
-    from training.data import seed_text_lines
-    from training.model import from_scratch, train_tokenizer
+    from perfwatch.export.onnx_export import export_fp32, quantize_int8
+    from perfwatch.training.data import seed_text_lines
+    from perfwatch.training.model import from_scratch, train_tokenizer
 
     tok = train_tokenizer([line.split(" ->")[0] for line in seed_text_lines(2000, 5)])
     ckpt = tmp_path / "ckpt"

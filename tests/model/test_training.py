@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "perfwatch.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "perfwatch.app.cli", *args], capture_output=True, text=True,
                           timeout=600, env={**os.environ, **(env or {})}, check=False)
 
 
@@ -35,8 +35,8 @@ def _small_gpt2_checkpoint(path: Path) -> Path:
     """What a user with the hub has: a saved GPT-2 checkpoint with its tokenizer (here: made locally)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from training.data import seed_text_lines
-    from training.model import train_tokenizer
+    from perfwatch.training.data import seed_text_lines
+    from perfwatch.training.model import train_tokenizer
 
     tok = train_tokenizer([line.split(" ->")[0] for line in seed_text_lines(500, 3)], vocab_size=300)
     tok.pad_token = None  # like the real GPT-2 tokenizer: no pad token, the loader must set one
@@ -87,7 +87,7 @@ def test_bad_training_input_fails_with_file_and_line(tmp_path: Path, name: str, 
 
 
 def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
-    from training.train import TrainConfig, train
+    from perfwatch.training.train import TrainConfig, train
 
     lines = [f"CPU Load: {c}%, Memory: 10%, Disk: 10% -> Label: {'Hot' if c >= 50 else 'Cold'}" for c in range(100)]
     f = tmp_path / "mine.txt"

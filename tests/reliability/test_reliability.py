@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos import Result, broker_restart, cluster_node_loss, consumer_crashes, scale_in_out
-from bench.fuzz import bad_input_at_volume
-from bench.security import bad_bundle_refused, sasl_round_trip
+from perfwatch.bench.chaos import broker_restart, cluster_node_loss, consumer_crashes, scale_in_out
+from perfwatch.bench.fuzz import bad_input_at_volume
+from perfwatch.bench.harness import Result
+from perfwatch.bench.security import bad_bundle_refused, sasl_round_trip
 from tests.kafka_fixtures import Broker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

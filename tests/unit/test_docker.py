@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from perfwatch.cli import build_parser, main
+from perfwatch.app.cli import build_parser, main
 from perfwatch.settings import ConsumerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,20 +74,37 @@ def test_docker_compose_config_when_the_client_can() -> None:
 
 @pytest.mark.slow
 def test_consumer_environment_as_the_dockerfile_builds_it(tmp_path: Path) -> None:
-    """Same requirement set as the image (`pip install ".[consumer]"`), in a fresh venv: the consumer
-    imports and its CLI works with no torch or transformers installed."""
+    """Same requirement set as the image (`pip install ".[consumer]"`), in a fresh venv: the contract imports
+    with the base install alone; the consumer imports and its CLI works with no torch or transformers."""
     extras = re.search(r'AS consumer.*?pip install "\.(\[[a-z,]+\])"', DOCKERFILE, re.S)
     assert extras is not None
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
+    # The base install alone first: every module of the contract imports with it.
+    install = subprocess.run([str(py), "-m", "pip", "install", "-q", str(ROOT)],
+                             capture_output=True, text=True, timeout=900, check=False)
+    assert install.returncode == 0, install.stderr[-3000:]
+    contract = sorted(f"perfwatch.{f.stem}" for f in (ROOT / "perfwatch").glob("*.py") if f.stem != "__init__")
+    res = subprocess.run([str(py), "-c", f"import {', '.join(contract)}"], capture_output=True, text=True,
+                         timeout=120, check=False, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
     install = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{ROOT}{extras.group(1)}"],
                              capture_output=True, text=True, timeout=900, check=False)
     assert install.returncode == 0, install.stderr[-3000:]
-    code = ("import importlib.util as u, sys, consumer.processor, perfwatch.runtime, perfwatch.cli;"
+    code = ("import importlib.util as u, sys, perfwatch.consumer.processor, perfwatch.runtime.model, perfwatch.app.cli;"
             "assert u.find_spec('torch') is None and u.find_spec('transformers') is None, 'torch present';"
-            "sys.argv=['perfwatch','consume','--help']; perfwatch.cli.main()")
+            "sys.argv=['perfwatch','consume','--help']; perfwatch.app.cli.main()")
     res = subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=120, check=False,
                          cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "--guarantee" in res.stdout
+
+
+def test_image_copies_every_folder_of_the_layout_but_the_benchmarks() -> None:
+    import tomllib
+
+    layout = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["perfwatch"]["layout"]
+    copied = set(re.findall(r"^COPY (\S+) \./", DOCKERFILE, re.M))
+    assert copied >= {folder for folder in layout.values() if folder != "bench"}
+    assert "bench" not in copied and "setup.py" in DOCKERFILE

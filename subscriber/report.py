@@ -14,10 +14,11 @@ matplotlib.use("Agg")
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
+from perfwatch.decoding import decode_sample  # noqa: E402
 from perfwatch.errors import ContractError  # noqa: E402
 from perfwatch.kafkaio import read_topic  # noqa: E402
 from perfwatch.labels import HIGH, LOW, MEDIUM  # noqa: E402
-from perfwatch.sample import Sample, decode_sample  # noqa: E402
+from perfwatch.sample import Sample  # noqa: E402
 from perfwatch.verdict import Alert, Verdict  # noqa: E402
 
 COLORS = {LOW: "#4caf50", MEDIUM: "#ffb300", HIGH: "#e53935"}

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from perfwatch.broker.jars import BrokerSetupError, cache_root
+from perfwatch.tooling.jars import BrokerSetupError, cache_root
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def ensure_program(name: str, verbose: bool = True) -> Path:
         raise BrokerSetupError(f"{name} comes from Debian's package {prog.package}={prog.version}: "
                                "this needs apt-get and dpkg-deb (a Debian or Ubuntu machine)")
     if verbose:
-        print(f"fetching {prog.package} {prog.version} (Debian) into {home} …", flush=True)
+        print(f"fetching {prog.package} {prog.version} (Debian) into {home} …", file=sys.stderr, flush=True)
     home.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=home.parent) as tmp:
         spec = f"{prog.package}={prog.version}"

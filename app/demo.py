@@ -23,17 +23,17 @@ def locust_recording() -> Path:
 
 
 def run_demo(workdir: Path, speed: float = 10.0, train_steps: int = 400, keep_broker: bool = False) -> int:
-    from consumer.processor import StreamProcessor
-    from export.bundle_writer import export_bundle
-    from perfwatch.broker import LocalKafka
+    from perfwatch.consumer.processor import StreamProcessor
+    from perfwatch.export.bundle_writer import export_bundle
     from perfwatch.kafkaio import ensure_topics
+    from perfwatch.producer.publisher import Publisher
+    from perfwatch.producer.recordings import read_source
+    from perfwatch.producer.replay import replay
     from perfwatch.settings import ConsumerSettings
-    from producer.alerts import AlertFilter, follow, format_alert
-    from producer.publisher import Publisher
-    from producer.recordings import read_source
-    from producer.replay import replay
-    from producer.report import collect, draw, summarize
-    from training.train import TrainConfig, train
+    from perfwatch.subscriber.alerts import AlertFilter, follow, format_alert
+    from perfwatch.subscriber.report import collect, draw, summarize
+    from perfwatch.tooling import LocalKafka
+    from perfwatch.training.train import TrainConfig, train
 
     t_start = time.monotonic()
     recording = locust_recording()

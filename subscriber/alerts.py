@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, TopicPartition
 
+from perfwatch.errors import InputError
 from perfwatch.verdict import Alert
 
 
@@ -45,7 +46,7 @@ def follow(conf: dict[str, Any], topic: str, on_alert: Callable[[Alert], None], 
     try:
         md = c.list_topics(topic, timeout=10).topics.get(topic)
         if md is None or md.error is not None:
-            raise RuntimeError(f"alerts topic {topic!r} not found")
+            raise InputError(f"alerts topic {topic!r} not found")
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
         c.assign([TopicPartition(topic, p, start) for p in md.partitions])
         if ready is not None:

@@ -8,10 +8,11 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from perfwatch.errors import PerfwatchError
 from perfwatch.kafkaio import ensure_topics
 
 
-class BrokerUnreachable(RuntimeError):
+class BrokerUnreachable(PerfwatchError, RuntimeError):
     pass
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from perfwatch.broker.jars import BrokerSetupError, ensure_jars, kafka_version, log4j_config
+from perfwatch.errors import InputError
+from perfwatch.tooling.jars import BrokerSetupError, ensure_jars, kafka_version, log4j_config
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ class LocalKafka:
     def __init__(self, data_dir: Path, nodes: int = 1, sasl_users: list[SaslUser] | None = None,
                  heap_mb: int = 512) -> None:
         if nodes not in (1, 3):
-            raise ValueError("the local broker runs 1 node, or 3 for fault tests")
+            raise InputError("the local broker runs 1 node, or 3 for fault tests")
         self.data_dir = Path(data_dir).absolute()
         self.requested_nodes = nodes
         self.sasl_users = sasl_users or []

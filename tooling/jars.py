@@ -6,11 +6,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
+from perfwatch.errors import PerfwatchError
 
-class BrokerSetupError(RuntimeError):
+
+class BrokerSetupError(PerfwatchError, RuntimeError):
     pass
 
 
@@ -19,7 +22,7 @@ def cache_root() -> Path:
 
 
 def kafka_version() -> str:
-    pom = resources.files("perfwatch.broker").joinpath("pom.xml").read_text()
+    pom = resources.files("perfwatch.tooling").joinpath("pom.xml").read_text()
     m = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
     if not m:
         raise BrokerSetupError("kafka.version not found in perfwatch/broker/pom.xml")
@@ -37,9 +40,9 @@ def ensure_jars(verbose: bool = True) -> Path:
     if shutil.which("mvn") is None or shutil.which("java") is None:
         raise BrokerSetupError("the local broker needs Java 17+ and Maven (mvn) on PATH")
     home.mkdir(parents=True, exist_ok=True)
-    (home / "pom.xml").write_text(resources.files("perfwatch.broker").joinpath("pom.xml").read_text())
+    (home / "pom.xml").write_text(resources.files("perfwatch.tooling").joinpath("pom.xml").read_text())
     if verbose:
-        print(f"fetching Apache Kafka {version} jars from Maven Central into {lib} …", flush=True)
+        print(f"fetching Apache Kafka {version} jars from Maven Central into {lib} …", file=sys.stderr, flush=True)
     tmp = home / "lib.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     proc = subprocess.run(
@@ -57,7 +60,7 @@ def ensure_jars(verbose: bool = True) -> Path:
 
 def log4j_config() -> Path:
     path = cache_root() / "log4j2.properties"
-    text = resources.files("perfwatch.broker").joinpath("log4j2.properties").read_text()
+    text = resources.files("perfwatch.tooling").joinpath("log4j2.properties").read_text()
     if not path.exists() or path.read_text() != text:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)

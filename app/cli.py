@@ -1,0 +1,40 @@
+"""The one CLI, `perfwatch`: builds the parser from the command groups and maps expected failures
+(:class:`PerfwatchError`) to a one-line message and exit code, in this one place."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence  # noqa: F401
+
+from perfwatch.console import console, fail
+from perfwatch.errors import PerfwatchError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from perfwatch.app.commands import GROUPS
+
+    parser = argparse.ArgumentParser(
+        prog="perfwatch", description="Live load alerts for performance tests, through Kafka and ONNX Runtime.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.func
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        return 130
+    except PerfwatchError as exc:  # expected failures, one line each; anything else is a bug (traceback)
+        return fail(str(exc), exc.exit_code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""`perfwatch data`, `train`, `export`: the model's life before the stream."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from perfwatch.console import console, out
+
+TRAIN_DIR = Path("artifacts/train")
+BUNDLE_DIR = Path("artifacts/bundle")
+
+
+def _labels(value: str | None) -> list[str] | None:
+    from perfwatch.labels import LABELS
+
+    if value is None:
+        return list(LABELS)
+    return None if value == "auto" else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="write the labelled dataset (synthetic runs + seed lines + your files)")
+    p.add_argument("--out", type=Path, default=Path("artifacts/data"), help="folder for train/val/test JSONL")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--synthetic-runs", type=int, default=400)
+    p.add_argument("--seed-lines", type=int, default=4000)
+    p.add_argument("--data", type=Path, action="append", default=[], help="labelled CSV/JSONL/text file (repeatable)")
+    p.add_argument("--labels", help="comma-separated label set, or 'auto' to take it from the data")
+    p.add_argument("--mem-total-gb", type=float, help="total memory for text lines that give memory in GB")
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.training.data import build_dataset, write_dataset
+
+        ds = build_dataset(seed=a.seed, synthetic_runs=a.synthetic_runs, seed_lines=a.seed_lines,
+                           user_files=a.data, labels=_labels(a.labels), mem_total_gb=a.mem_total_gb)
+        write_dataset(ds, a.out)
+        console.print(f"dataset {ds.hash} → {a.out}")
+        out.print_json(data={"hash": ds.hash, "labels": ds.labels, "splits": ds.summary()})
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="fine-tune DistilGPT-2 (or its shape from scratch) to label samples",
+                       description="Writes OUT/model (checkpoint + tokenizer), OUT/plots/*.png, OUT/model_card.md.")
+    p.add_argument("--out", type=Path, default=TRAIN_DIR, help=f"output folder [default {TRAIN_DIR}]")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--base-model", default="distilgpt2", help="hub id or local checkpoint dir [default distilgpt2]")
+    src.add_argument("--from-scratch", choices=["distilgpt2", "small", "tiny"],
+                     help="same architecture, random init, tokenizer trained on the data (no hub needed)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--synthetic-runs", type=int, default=400, help="synthetic runs (3 hosts × 60 samples each)")
+    p.add_argument("--seed-lines", type=int, default=4000, help="seed-style text lines in the data")
+    p.add_argument("--data", type=Path, action="append", default=[], help="your labelled CSV/JSONL/text file")
+    p.add_argument("--labels", help="comma-separated label set, or 'auto' (default: the built-in three)")
+    p.add_argument("--mem-total-gb", type=float, help="total memory for text lines that give memory in GB")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, help="peak learning rate (default by shape)")
+    p.add_argument("--max-steps", type=int, default=3000)
+    p.add_argument("--max-minutes", type=float, help="stop after this much training time")
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--patience", type=int, default=6, help="evaluations without improvement before stopping")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/state")
+    p.add_argument("--report-to", choices=["none", "wandb"], default="none", help="experiment tracking (wandb offline)")
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.training.train import TrainConfig, train
+
+        cfg = TrainConfig(out=a.out, from_scratch=a.from_scratch, base_model=a.base_model, seed=a.seed,
+                          synthetic_runs=a.synthetic_runs, seed_lines=a.seed_lines, user_files=a.data,
+                          labels=_labels(a.labels), mem_total_gb=a.mem_total_gb, batch_size=a.batch_size, lr=a.lr,
+                          max_steps=a.max_steps, max_minutes=a.max_minutes, eval_every=a.eval_every,
+                          patience=a.patience, threads=a.threads, resume=a.resume, report_to=a.report_to)
+        meta = train(cfg)
+        sl = meta["metrics"]["slices"]
+        console.print("macro-F1: " + ", ".join(f"{k} {v['macro_f1']:.4f} (n={v['n']})" for k, v in sl.items()))
+        console.print(f"model → {a.out / 'model'}; plots → {a.out / 'plots'}; card → {a.out / 'model_card.md'}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to a verified ONNX bundle (fp32 + int8)")
+    p.add_argument("checkpoint", type=Path, nargs="?", default=TRAIN_DIR / "model",
+                   help=f"checkpoint dir from `perfwatch train` [default {TRAIN_DIR / 'model'}]")
+    p.add_argument("--out", type=Path, default=BUNDLE_DIR, help=f"bundle dir [default {BUNDLE_DIR}]")
+    p.add_argument("--precision", choices=["both", "fp32", "int8"], default="both")
+    p.add_argument("--min-int8-agreement", type=float, default=0.995)
+    p.add_argument("--parity-samples", type=int, default=2000)
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.export.bundle_writer import export_bundle
+
+        precisions = ("fp32", "int8") if a.precision == "both" else (a.precision,)
+        m = export_bundle(a.checkpoint, a.out, precisions, a.min_int8_agreement, a.parity_samples)
+        for key, r in m.parity.items():
+            if isinstance(r, dict) and "label_agreement" in r:
+                console.print(f"{key}: label agreement {r['label_agreement'] * 100:.2f}%, max |Δp| "
+                              f"{r['max_abs_dprob']:.2e}")
+        if "int8_size_ratio" in m.parity:
+            console.print(f"int8 size {m.parity['int8_size_ratio'] * 100:.1f}% of fp32")
+        console.print(f"bundle {m.bundle_id} → {a.out}")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    for adder in (_add_data, _add_train, _add_export):
+        adder(sub)

@@ -1,0 +1,132 @@
+"""`perfwatch publish`, `replay`, `generate`: samples into the stream."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from perfwatch.app.common import add_kafka_flags, connect, parse_speed, stop_on_signals
+from perfwatch.console import console
+
+
+def _add_publish(sub: argparse._SubParsersAction) -> None:
+    import socket
+
+    p = sub.add_parser("publish", help="publish this host's live CPU/memory/disk every interval")
+    p.add_argument("--run-id", required=True, help="the load test's run id")
+    p.add_argument("--host", default=socket.gethostname(), help="host name in the samples [default: hostname]")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
+    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl+C)")
+    p.add_argument("--disk-path", default="/", help="mount whose usage is disk %%")
+    p.add_argument("--record", type=Path, help="also append every sample to this JSONL recording")
+    add_kafka_flags(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.producer.live import live_samples, publish_live
+        from perfwatch.producer.publisher import Publisher
+
+        s = connect(a)
+        stop = stop_on_signals()
+        console.print(f"publishing {a.host} every {a.interval}s to {s.samples_topic} as run {a.run_id} (Ctrl+C stops)")
+        st = publish_live(live_samples(a.run_id, a.host, a.interval, a.duration, a.disk_path, stop),
+                          Publisher(s.kafka_config(), s.samples_topic), a.record,
+                          on_sample=lambda x: console.print(f"{x.ts:%H:%M:%S} cpu {x.cpu_pct:5.1f} "
+                                                            f"mem {x.mem_pct:5.1f} disk {x.disk_pct:5.1f}"))
+        console.print(f"sent {st.sent}, delivered {st.delivered}, failed {st.failed} {dict(st.errors)}")
+        return 0 if st.failed == 0 else 1
+
+    p.set_defaults(func=run)
+
+
+def _print_summary(summary, on_error: str) -> None:  # type: ignore[no-untyped-def]
+    from rich.markup import escape
+
+    for r in summary.rejected[:20]:
+        console.print(f"[yellow]rejected[/] {escape(str(r))}")
+    if len(summary.rejected) > 20:
+        console.print(f"… and {len(summary.rejected) - 20} more")
+    reasons = ", ".join(f"{k} {n}" for k, n in summary.reasons.most_common()) or "none"
+    console.print(f"sent {summary.sent} (delivered {summary.delivered}, failed {summary.failed}) in "
+                  f"{summary.seconds:.1f}s; rejected {len(summary.rejected)} ({reasons})")
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("replay", help="re-publish a recorded run (JSONL/CSV, Locust CSV, text lines, or a topic)",
+                       description="SOURCE: a .jsonl/.csv recording, a Locust *_stats_history.csv (with "
+                                   "--host-metrics), a text file of seed-style lines, or kafka:TOPIC with --from-run.")
+    p.add_argument("source")
+    p.add_argument("--speed", type=parse_speed, default=1.0, help="1 = real time, 10 = ×10, max = as fast as possible")
+    p.add_argument("--run-id", help="publish under this run id (tells a replay apart from the original)")
+    p.add_argument("--host-metrics", type=Path, help="host-metrics recording to join with a Locust CSV by time")
+    p.add_argument("--from-run", help="with kafka:TOPIC: the run id to read back")
+    p.add_argument("--start", help="with kafka:TOPIC: only samples at or after this RFC 3339 time")
+    p.add_argument("--end", help="with kafka:TOPIC: only samples at or before this RFC 3339 time")
+    p.add_argument("--interval", type=float, default=1.0, help="spacing of text lines, which carry no time")
+    p.add_argument("--mem-total-gb", type=float, help="total memory for text lines that give memory in GB")
+    p.add_argument("--on-error", choices=["skip", "fail"], default="skip",
+                   help="bad recording lines: report and send the rest (skip), or send nothing (fail)")
+    p.add_argument("--no-progress", action="store_true")
+    add_kafka_flags(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from datetime import datetime
+
+        from perfwatch.producer.publisher import Publisher
+        from perfwatch.producer.recordings import Rejected, read_source
+        from perfwatch.producer.replay import replay
+
+        s = connect(a)
+        items = read_source(a.source, host_metrics=a.host_metrics, run_id=a.run_id, mem_total_gb=a.mem_total_gb,
+                            conf=s.kafka_config(), from_run=a.from_run,
+                            start=datetime.fromisoformat(a.start) if a.start else None,
+                            end=datetime.fromisoformat(a.end) if a.end else None, interval_s=a.interval)
+        bad = [i for i in items if isinstance(i, Rejected)]
+        if bad and a.on_error == "fail":
+            from rich.markup import escape
+
+            for r in bad[:20]:
+                console.print(f"[red]bad line[/] {escape(str(r))}")
+            console.print(f"[bold red]error:[/] {len(bad)} bad record(s) in {a.source}; nothing sent (--on-error fail)")
+            return 2
+        if len(items) == len(bad):
+            console.print(f"[bold red]error:[/] no valid samples in {a.source}")
+            return 2
+        summary = replay(items, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed, new_run_id=a.run_id,
+                         show_progress=not a.no_progress)
+        _print_summary(summary, a.on_error)
+        return 0 if summary.failed == 0 else 1
+
+    p.set_defaults(func=run)
+
+
+def _add_generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="publish synthetic load-test runs (ramp-up, spikes, soak, recovery)")
+    p.add_argument("--runs", type=int, default=1)
+    p.add_argument("--hosts", type=int, default=3)
+    p.add_argument("--samples", type=int, default=120, help="samples per host")
+    p.add_argument("--interval", type=float, default=1.0, help="seconds between a host's samples")
+    p.add_argument("--speed", type=parse_speed, default=None, help="1 = real time … max = as fast as possible [max]")
+    p.add_argument("--run-prefix", default="synth")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-progress", action="store_true")
+    add_kafka_flags(p)
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.producer.publisher import Publisher
+        from perfwatch.producer.replay import replay
+        from perfwatch.synthetic import generate_runs
+
+        s = connect(a)
+        items = list(generate_runs(a.runs, a.seed, a.run_prefix, hosts=a.hosts, samples_per_host=a.samples,
+                                   interval_s=a.interval))
+        summary = replay(items, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed,
+                         show_progress=not a.no_progress)
+        _print_summary(summary, "skip")
+        return 0 if summary.failed == 0 else 1
+
+    p.set_defaults(func=run)
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    for adder in (_add_publish, _add_replay, _add_generate):
+        adder(sub)

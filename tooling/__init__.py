@@ -1,0 +1,6 @@
+"""Real programs for tests and the demo, fetched once into the cache: Apache Kafka from Maven jars, and Debian's
+node_exporter, Alertmanager and Prometheus."""
+
+from perfwatch.tooling.local import LocalKafka, SaslUser
+
+__all__ = ["LocalKafka", "SaslUser"]
