@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,27 +36,40 @@ class Result:
     note: str = ""
 
 
+TOPIC_SETTINGS = ("samples_topic", "predictions_topic", "alerts_topic", "dlq_topic")
+
+
 @dataclass
 class Topics:
+    """The four topics of one pipeline, fresh for each scenario, bench round or test."""
+
     samples: str
     predictions: str
     alerts: str
     dlq: str
 
     @classmethod
-    def fresh(cls, conf: dict[str, Any], partitions: int = 3, replication: int = 1) -> Topics:
+    def fresh(cls, conf: dict[str, Any], partitions: int = 3, replication: int = 1, prefix: str = "chaos",
+              broker_time: bool = False) -> Topics:
+        """Create them; ``broker_time`` stamps the outputs with LogAppendTime, so that "verdict on the topic"
+        is when the broker appended it (the bench's latency)."""
         tag = uuid.uuid4().hex[:8]
-        t = cls(f"chaos-{tag}.samples", f"chaos-{tag}.predictions", f"chaos-{tag}.alerts", f"chaos-{tag}.dlq")
-        ensure_topics(conf, [t.samples, t.predictions, t.alerts, t.dlq], partitions, replication)
+        t = cls(*(f"{prefix}-{tag}.{n}" for n in ("samples", "predictions", "alerts", "dlq")))
+        ensure_topics(conf, [t.samples], partitions, replication)
+        ensure_topics(conf, [t.predictions, t.alerts, t.dlq], partitions, replication,
+                      config={"message.timestamp.type": "LogAppendTime"} if broker_time else None)
         return t
 
-    def flags(self) -> list[str]:
-        return ["--samples-topic", self.samples, "--predictions-topic", self.predictions,
-                "--alerts-topic", self.alerts, "--dlq-topic", self.dlq]
+    @classmethod
+    def from_factory(cls, topic_factory: Callable[..., str], partitions: int = 3) -> Topics:
+        """From the tests' per-test topic factory."""
+        return cls(*(topic_factory(n, partitions=partitions) for n in ("samples", "pred", "alerts", "dlq")))
 
     def settings(self) -> dict[str, Any]:
-        return {"samples_topic": self.samples, "predictions_topic": self.predictions,
-                "alerts_topic": self.alerts, "dlq_topic": self.dlq}
+        return dict(zip(TOPIC_SETTINGS, (self.samples, self.predictions, self.alerts, self.dlq), strict=True))
+
+    def flags(self) -> list[str]:
+        return [x for k, v in self.settings().items() for x in ("--" + k.replace("_", "-"), v)]
 
 
 def sample_value(i: int, run: str = "chaos") -> tuple[bytes, bytes]:
@@ -65,27 +78,33 @@ def sample_value(i: int, run: str = "chaos") -> tuple[bytes, bytes]:
     return s.key.encode(), s.model_dump_json().encode()
 
 
-def produce(conf: dict[str, Any], topic: str, items: Iterator[tuple[bytes | None, bytes]] | list,
+def produce(conf: dict[str, Any], topic: str, items: Iterable[tuple[bytes | str | None, bytes | str]],
             rate_per_s: float | None = None, stop: threading.Event | None = None) -> int:
-    """Idempotent, acks=all; with ``rate_per_s`` the stream is paced so faults land mid-stream."""
-    p = Producer({**conf, "enable.idempotence": True, "acks": "all", "linger.ms": 5,
+    """Idempotent, acks=all, every message delivered or an error. With ``rate_per_s`` the stream is paced
+    (faults land mid-stream; the bench's load levels), and the clock starts once the first message is
+    acknowledged: connecting and getting a producer id take a while, and that backlog would otherwise be
+    charged to the consumer as latency."""
+    p = Producer({**conf, "enable.idempotence": True, "acks": "all", "linger.ms": 2 if rate_per_s else 20,
                   "delivery.timeout.ms": 300_000, "message.max.bytes": 2_000_000})
     n, t0 = 0, time.monotonic()
     for key, value in items:
         if stop is not None and stop.is_set():
             break
+        if rate_per_s:
+            delay = t0 + n / rate_per_s - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
         while True:
             try:
                 p.produce(topic, value, key)
                 break
             except BufferError:
-                p.poll(0.1)
+                p.poll(0.05)
         n += 1
-        if rate_per_s and n % 50 == 0:
-            delay = t0 + n / rate_per_s - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
         p.poll(0)
+        if n == 1 and rate_per_s:
+            p.flush(30)
+            t0 = time.monotonic() - 1 / rate_per_s
     left = p.flush(300)
     if left:
         raise RuntimeError(f"{left} input messages not delivered")

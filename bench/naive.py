@@ -12,7 +12,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from perfwatch.bench.pipeline import BenchTopics, payloads, produce
+from perfwatch.bench.harness import Topics, produce
+from perfwatch.bench.pipeline import payloads
 from perfwatch.template import render
 
 
@@ -22,7 +23,7 @@ def naive_throughput(conf: dict[str, Any], checkpoint: Path, n: int) -> dict[str
 
     torch.set_num_threads(torch.get_num_threads())  # torch's default: all cores, as a seed would run it
     clf = pipeline("text-classification", model=str(checkpoint), tokenizer=str(checkpoint), device="cpu")
-    topics = BenchTopics.fresh(conf, 3)
+    topics = Topics.fresh(conf, 3, prefix="bench", broker_time=True)
     produce(conf, topics.samples, payloads(n, seed=23))
     c = Consumer({**conf, "group.id": f"naive-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
     p = Producer(conf)

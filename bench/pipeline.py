@@ -10,43 +10,17 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Producer
 
+from perfwatch.bench.harness import Topics, produce
 from perfwatch.bundle import Precision
 from perfwatch.consumer.processor import StreamProcessor
-from perfwatch.kafkaio import end_offsets, ensure_topics, read_topic
+from perfwatch.kafkaio import end_offsets, read_topic
 from perfwatch.settings import ConsumerSettings, Guarantee, inference_plan, usable_cores
 from perfwatch.synthetic import generate_runs
-
-
-@dataclass
-class BenchTopics:
-    samples: str
-    predictions: str
-    alerts: str
-    dlq: str
-
-    @classmethod
-    def fresh(cls, conf: dict[str, Any], partitions: int) -> BenchTopics:
-        tag = uuid.uuid4().hex[:8]
-        t = cls(f"bench-{tag}.samples", f"bench-{tag}.predictions", f"bench-{tag}.alerts", f"bench-{tag}.dlq")
-        ensure_topics(conf, [t.samples], partitions)
-        # Broker time on the outputs: "verdict on the topic" is when the broker appended it.
-        ensure_topics(conf, [t.predictions, t.alerts, t.dlq], partitions,
-                      config={"message.timestamp.type": "LogAppendTime"})
-        return t
-
-    def settings(self) -> dict[str, Any]:
-        return {"samples_topic": self.samples, "predictions_topic": self.predictions,
-                "alerts_topic": self.alerts, "dlq_topic": self.dlq}
-
-    def flags(self) -> list[str]:
-        return [x for k, v in self.settings().items() for x in ("--" + k.replace("_", "-"), v)]
 
 
 def payloads(n: int, seed: int = 5) -> list[tuple[bytes, bytes]]:
@@ -58,29 +32,6 @@ def payloads(n: int, seed: int = 5) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def produce(conf: dict[str, Any], topic: str, items: list[tuple[bytes, bytes]], rate: float | None = None) -> None:
-    p = Producer({**conf, "enable.idempotence": True, "linger.ms": 2 if rate else 20, "acks": "all"})
-    t0 = time.monotonic()
-    for i, (k, v) in enumerate(items):
-        if rate:
-            delay = t0 + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        while True:
-            try:
-                p.produce(topic, v, k)
-                break
-            except BufferError:
-                p.poll(0.05)
-        p.poll(0)
-        if i == 0 and rate:
-            # Connecting and getting a producer id take a while; the clock starts once the first message is
-            # acknowledged, or the backlog of that wait would be charged to the consumer as latency.
-            p.flush(30)
-            t0 = time.monotonic() - 1 / rate
-    p.flush(120)
-
-
 def warm_up(conf: dict[str, Any], bundle: Path, seconds: float, rate: float, *, precision: Precision,
             batch: int) -> dict[str, Any]:
     """Run the pipeline at a steady load before measuring, half at-least-once, half exactly-once. A fresh
@@ -88,7 +39,7 @@ def warm_up(conf: dict[str, Any], bundle: Path, seconds: float, rate: float, *, 
     broker in service is long past that, so measuring a cold one would charge its warm-up to perfwatch."""
     t0 = time.monotonic()
     for guarantee in ("at-least-once", "exactly-once"):
-        topics = BenchTopics.fresh(conf, 3)
+        topics = Topics.fresh(conf, 3)
         s = ConsumerSettings(bootstrap_servers=conf["bootstrap.servers"], bundle=bundle, precision=precision,
                              guarantee=guarantee, batch_size=batch, max_wait_ms=50,
                              group_id=f"bench-warm-{uuid.uuid4().hex[:6]}", **topics.settings())
@@ -96,7 +47,7 @@ def warm_up(conf: dict[str, Any], bundle: Path, seconds: float, rate: float, *, 
         t = threading.Thread(target=proc.run, kwargs={"max_idle_s": 1.0}, daemon=True)
         t.start()
         proc.ready.wait(30)
-        produce(conf, topics.samples, payloads(max(1, int(rate * seconds / 2)), seed=3), rate=rate)
+        produce(conf, topics.samples, payloads(max(1, int(rate * seconds / 2)), seed=3), rate_per_s=rate)
         t.join(600)
     return {"seconds": round(time.monotonic() - t0, 1), "offered_per_s": rate}
 
@@ -110,7 +61,7 @@ def _append_times(conf: dict[str, Any], topic: str) -> list[tuple[float, dict]]:
 def throughput(conf: dict[str, Any], bundle: Path, n: int, *, guarantee: Guarantee, precision: Precision, batch: int,
                partitions: int = 3) -> dict[str, Any]:
     """Samples/s of one in-process consumer over ``n`` pre-produced samples (first to last verdict)."""
-    topics = BenchTopics.fresh(conf, partitions)
+    topics = Topics.fresh(conf, partitions, prefix="bench", broker_time=True)
     produce(conf, topics.samples, payloads(n))
     s = ConsumerSettings(bootstrap_servers=conf["bootstrap.servers"], bundle=bundle, precision=precision,
                          guarantee=guarantee, batch_size=batch, max_wait_ms=50,
@@ -134,7 +85,7 @@ def throughput(conf: dict[str, Any], bundle: Path, n: int, *, guarantee: Guarant
 def latency(conf: dict[str, Any], bundle: Path, rate: float, seconds: float, *, precision: Precision, batch: int,
             max_wait_ms: int) -> dict[str, Any]:
     """End-to-end latency (input CreateTime → verdict LogAppendTime) at a fixed offered load."""
-    topics = BenchTopics.fresh(conf, 3)
+    topics = Topics.fresh(conf, 3)
     s = ConsumerSettings(bootstrap_servers=conf["bootstrap.servers"], bundle=bundle, precision=precision,
                          batch_size=batch, max_wait_ms=max_wait_ms,
                          group_id=f"bench-{uuid.uuid4().hex[:6]}", **topics.settings())
@@ -144,7 +95,7 @@ def latency(conf: dict[str, Any], bundle: Path, rate: float, seconds: float, *, 
     proc.ready.wait(30)
     n = max(50, int(rate * seconds))
     items = payloads(n, seed=11)
-    produce(conf, topics.samples, items, rate=rate)
+    produce(conf, topics.samples, items, rate_per_s=rate)
     t.join(600)
     inputs = {(m.partition(), m.offset()): m.timestamp()[1] / 1000
               for m in read_topic(conf, topics.samples, idle_s=1.5)}
@@ -169,7 +120,7 @@ def _vm_hwm_kib(pid: int) -> int:
 def consumer_processes(conf: dict[str, Any], bundle: Path, n: int, processes: int, *, precision: Precision,
                        batch: int, partitions: int = 6) -> dict[str, Any]:
     """``processes`` real `perfwatch consume` processes in one group: samples/s and each one's peak RSS."""
-    topics = BenchTopics.fresh(conf, partitions)
+    topics = Topics.fresh(conf, partitions, prefix="bench", broker_time=True)
     produce(conf, topics.samples, payloads(n, seed=17))
     group = f"bench-{uuid.uuid4().hex[:6]}"
     # The cores are split between the processes; each one plans its share as the consumer would.

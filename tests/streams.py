@@ -8,50 +8,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
-
+from perfwatch.bench import harness
 from perfwatch.kafkaio import end_offsets, read_topic
 from perfwatch.sample import Sample
 
-TOPIC_KEYS = ("samples_topic", "predictions_topic", "alerts_topic", "dlq_topic")
-
-
-@dataclass
-class Topics:
-    samples: str
-    predictions: str
-    alerts: str
-    dlq: str
-
-    def settings(self) -> dict[str, str]:
-        return dict(zip(TOPIC_KEYS, (self.samples, self.predictions, self.alerts, self.dlq), strict=True))
-
-    def flags(self) -> list[str]:
-        return [x for k, v in self.settings().items() for x in ("--" + k.replace("_", "-"), v)]
+# One harness for tests, bench and chaos: the same topics and the same producer.
+Topics = harness.Topics
+produce = harness.produce
 
 
 def make_topics(topic_factory: Any, partitions: int = 3) -> Topics:
-    return Topics(*(topic_factory(n, partitions=partitions) for n in ("samples", "pred", "alerts", "dlq")))
-
-
-def produce(conf: dict[str, Any], topic: str, items: Iterable[tuple[bytes | str | None, bytes | str]]) -> int:
-    p = Producer({**conf, "enable.idempotence": True, "linger.ms": 5, "message.max.bytes": 2_000_000})
-    n = 0
-    for key, value in items:
-        while True:
-            try:
-                p.produce(topic, value=value, key=key)
-                break
-            except BufferError:
-                p.poll(0.1)
-        n += 1
-    assert p.flush(60) == 0
-    return n
+    return Topics.from_factory(topic_factory, partitions)
 
 
 def sample_msg(i: int, cpu: float, mem: float = 20.0, disk: float = 20.0, run: str = "r1",

@@ -49,7 +49,8 @@ def test_consumer_refuses_a_tampered_bundle(tiny_bundle: Path, tmp_path: Path) -
         f.write(b"\x00")
     # An unreachable broker too: local faults are found first, and named the same way either way.
     res = subprocess.run([sys.executable, "-m", "perfwatch.app.cli", "consume", "--bundle", str(copy),
-                          "--bootstrap-servers", "127.0.0.1:1"], capture_output=True, text=True, timeout=60, check=False)
+                          "--bootstrap-servers", "127.0.0.1:1"],
+                         capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode != 0
     assert "model.int8.onnx" in res.stderr and "does not match the manifest" in res.stderr
     assert "127.0.0.1:1" not in res.stderr
