@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from perfwatch.decoding import decode_sample
 from perfwatch.kafkaio import read_topic
-from perfwatch.sample import Sample, decode_sample
+from perfwatch.sample import Sample
 from tests.kafka_fixtures import Broker
 
 pytestmark = pytest.mark.integration

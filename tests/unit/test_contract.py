@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from perfwatch.decoding import decode_sample
 from perfwatch.errors import ContractError
 from perfwatch.labels import label_for
-from perfwatch.sample import Sample, decode_sample, validate_json
+from perfwatch.sample import Sample, validate_json
 from perfwatch.seedtext import format_line, parse_line
 from perfwatch.template import render
 
