@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import cast
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message, TopicPartition
+from confluent_kafka import Message, TopicPartition
 
 from perfwatch.decoding import decode_sample
+from perfwatch.decoding import record_time as message_time
 from perfwatch.errors import ContractError
 from perfwatch.runtime.model import BundleModel, Encoded
 from perfwatch.sample import Sample
@@ -33,11 +33,6 @@ class Batch:
 def coords(m: Message) -> tuple[str, int, int]:
     """topic, partition, offset of a consumed (non-error) message, which always has all three."""
     return cast(str, m.topic()), cast(int, m.partition()), cast(int, m.offset())
-
-
-def message_time(msg: Message) -> datetime | None:
-    kind, ms = msg.timestamp()
-    return None if kind == TIMESTAMP_NOT_AVAILABLE else datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def prepare(msgs: list[Message], model: BundleModel, max_bytes: int, mem_total_gb: float | None) -> Batch:

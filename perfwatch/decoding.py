@@ -1,18 +1,33 @@
-"""Decoding a samples-topic record (JSON or a seed-style text line) into a Sample: the one path that every
-reader of the samples topic uses. It needs both the sample model and the seed-text parser, so it lives
-beside them rather than in either (seedtext imports the sample model)."""
+"""The one way a record of the samples topic becomes a Sample: its key, value and timestamp under the
+consumer's rules (SampleSettings). The consumer, replay from a topic and the report all call
+``decode_record``, so a sample the consumer classifies is a sample they see too.
+
+This module joins the JSON contract (perfwatch.sample) and seed-style text (perfwatch.seedtext); neither
+of those imports it, so the two stay free of each other's import.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
+
 from perfwatch.errors import ContractError
 from perfwatch.sample import DEFAULT_HOST, DEFAULT_MAX_BYTES, DEFAULT_RUN_ID, Sample, validate_json
 from perfwatch.seedtext import parse_line
+from perfwatch.settings import SampleSettings
 
 
 def _looks_binary(text: str) -> bool:
     return any((ord(c) < 32 and c not in "\t\r\n") or c == "\x7f" for c in text)
+
+
+def identity_of(key: bytes | None) -> tuple[str, str]:
+    """(run_id, host) from a message key ``run_id/host``; the defaults where the key says nothing."""
+    if not key:
+        return DEFAULT_RUN_ID, DEFAULT_HOST
+    run_id, _, host = key.decode("utf-8", "replace").partition("/")
+    return run_id, host or DEFAULT_HOST  # an empty run id fails validation: a bad key is bad input
 
 
 def decode_sample(
@@ -26,7 +41,7 @@ def decode_sample(
     """Decode a message value (JSON or a seed-style text line) into a valid Sample.
 
     Identity missing from a text line is taken from the message key (``run_id/host``); a missing
-    ``ts`` becomes ``received_at``. Raises ContractError for anything else.
+    ``ts`` becomes ``received_at`` (now, when not given). Raises ContractError for anything else.
     """
     if not value:
         raise ContractError("empty", "empty message")
@@ -42,12 +57,20 @@ def decode_sample(
     else:
         if _looks_binary(stripped):
             raise ContractError("binary", "control bytes in a text message")
-        run_id, host = DEFAULT_RUN_ID, DEFAULT_HOST
-        if key:
-            k = key.decode("utf-8", "replace")
-            run_id, _, host = k.partition("/")
-            host = host or DEFAULT_HOST
+        run_id, host = identity_of(key)
         sample = parse_line(stripped, mem_total_gb=mem_total_gb, run_id=run_id, host=host).sample
     if sample.ts is None:
         sample = sample.model_copy(update={"ts": received_at or datetime.now(UTC)})
     return sample
+
+
+def record_time(msg: Message) -> datetime | None:
+    """The record's Kafka timestamp (create or log-append time), when the broker gave one."""
+    kind, ms = msg.timestamp()
+    return None if kind == TIMESTAMP_NOT_AVAILABLE else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def decode_record(msg: Message, rules: SampleSettings) -> Sample:
+    """A consumed record of the samples topic as the consumer reads it. Raises ContractError."""
+    return decode_sample(msg.value(), max_bytes=rules.max_message_bytes, mem_total_gb=rules.mem_total_gb,
+                         key=msg.key(), received_at=record_time(msg))

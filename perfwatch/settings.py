@@ -71,7 +71,17 @@ class KafkaSettings(BaseSettings):
         return conf
 
 
-class ConsumerSettings(KafkaSettings):
+class SampleSettings(BaseSettings):
+    """How a record of the samples topic becomes a Sample: the consumer's rules, which every reader of that
+    topic (replay from a topic, the report) applies too, so that they all see the samples it accepts."""
+
+    model_config = SettingsConfigDict(env_prefix="PERFWATCH_", frozen=True, extra="ignore")
+
+    max_message_bytes: int = Field(64 * 1024, ge=64, description="larger samples go to the DLQ")
+    mem_total_gb: float | None = Field(None, gt=0, description="total memory for seed lines given in GB")
+
+
+class ConsumerSettings(SampleSettings, KafkaSettings):
     """The stream processor's settings (``perfwatch consume --help`` lists each with its env var)."""
 
     bundle: Path = Field(Path("artifacts/bundle"), description="model bundle directory")
@@ -84,8 +94,6 @@ class ConsumerSettings(KafkaSettings):
     threads: int = Field(0, ge=0, le=256, description="ONNX Runtime intra-op threads per batch (0 = cores / workers)")
     guarantee: Guarantee = Field("at-least-once", description="delivery guarantee")
     emit_predictions: bool = Field(True, description="publish every verdict to the predictions topic")
-    max_message_bytes: int = Field(64 * 1024, ge=64, description="larger samples go to the DLQ")
-    mem_total_gb: float | None = Field(None, gt=0, description="total memory for seed lines given in GB")
     hysteresis: str | None = Field(None, description="'N/M': fire after N of the last M samples are HighLoad")
     max_pending_batches: int = Field(4, ge=1, description="pause partitions when more batches await acks")
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port (off when unset)")

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import bisect
 import csv
-import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
 from perfwatch.decoding import decode_sample
 from perfwatch.errors import ContractError, InputError
+from perfwatch.producer.fromtopic import read_topic_run
 from perfwatch.sample import Sample, validate_obj
 from perfwatch.seedtext import parse_line
+from perfwatch.settings import SampleSettings
 
 NUMERIC = {"cpu_pct", "mem_pct", "disk_pct", "rps", "p95_ms", "error_pct", "mem_free_gb"}
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -153,39 +152,6 @@ def read_locust(path: Path, host_metrics: list[Sample] | None, run_id: str | Non
                 yield Rejected(f"{path}:{n}", exc.reason, exc.message)
 
 
-def read_topic_run(conf: dict[str, Any], topic: str, run_id: str, start: datetime | None = None,
-                   end: datetime | None = None) -> list[Sample]:
-    """A past run read back from the samples topic, up to the end offsets seen at the start. Partition
-    streams are merged by time; each host's samples keep their offset order."""
-    c = Consumer({**conf, "group.id": "perfwatch-replay-reader", "enable.auto.commit": False,
-                  "isolation.level": "read_committed"})
-    try:
-        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
-        streams: dict[int, list[Sample]] = {p: [] for p in parts}
-        todo = {p for p, e in ends.items() if e > 0}
-        c.assign([TopicPartition(topic, p, 0) for p in todo])
-        while todo:
-            for m in c.consume(1000, timeout=1.0):
-                if m.error():
-                    continue
-                p, off = m.partition(), m.offset()
-                assert p is not None and off is not None  # noqa: S101
-                if off >= ends[p] - 1:
-                    todo.discard(p)
-                if off >= ends[p]:
-                    continue
-                try:
-                    s = decode_sample(m.value(), max_bytes=1 << 20)
-                except ContractError:
-                    continue  # bad input was dead-lettered the first time; a replay re-sends valid samples
-                if s.run_id == run_id and (start is None or s.ts >= start) and (end is None or s.ts <= end):  # type: ignore[operator]
-                    streams[p].append(s)
-    finally:
-        c.close()
-    return list(heapq.merge(*streams.values(), key=lambda s: s.ts or DEFAULT_START))
-
-
 def load_samples(path: Path) -> list[Sample]:
     """A host-metrics recording (JSONL or CSV) as samples; any bad line is an error here."""
     items = list(read_csv(path) if path.suffix.lower() == ".csv" else read_jsonl(path))
@@ -202,7 +168,8 @@ def read_source(source: str, *, host_metrics: Path | None = None, run_id: str | 
     if source.startswith("kafka:"):
         if not from_run:
             raise InputError("replaying from a topic needs --from-run RUN_ID")
-        return list(read_topic_run(conf or {}, source.removeprefix("kafka:"), from_run, start, end))
+        rules = SampleSettings(mem_total_gb=mem_total_gb) if mem_total_gb else SampleSettings()  # type: ignore[call-arg]
+        return list(read_topic_run(conf or {}, source.removeprefix("kafka:"), from_run, start, end, rules=rules))
     path = Path(source)
     if not path.is_file():
         raise InputError(f"{path}: no such recording")

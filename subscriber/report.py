@@ -1,99 +1,104 @@
-"""One run on one picture: CPU / memory / disk per host over time, a band coloured by verdict, and
-alert markers; plus a short text summary."""
+"""A run's report: what happened to each host and at what load. A text summary with one line per alert
+episode, the same as JSON, and the figure (producer/report_figure.py)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from perfwatch.labels import LABELS
+from perfwatch.settings import KafkaSettings, SampleSettings
+from perfwatch.subscriber.episodes import Episode
+from perfwatch.subscriber.report_figure import build_figure, draw
+from perfwatch.subscriber.rundata import RunData, collect
 
-matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-
-from perfwatch.decoding import decode_sample  # noqa: E402
-from perfwatch.errors import ContractError  # noqa: E402
-from perfwatch.kafkaio import read_topic  # noqa: E402
-from perfwatch.labels import HIGH, LOW, MEDIUM  # noqa: E402
-from perfwatch.sample import Sample  # noqa: E402
-from perfwatch.verdict import Alert, Verdict  # noqa: E402
-
-COLORS = {LOW: "#4caf50", MEDIUM: "#ffb300", HIGH: "#e53935"}
+__all__ = ["Report", "RunData", "as_dict", "build_figure", "collect", "draw", "report_run", "summarize"]
 
 
-@dataclass
-class RunData:
-    run_id: str
-    samples: list[Sample] = field(default_factory=list)
-    verdicts: list[Verdict] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
+@dataclass(frozen=True)
+class Report:
+    data: RunData
+    png: Path | None  # None when the run has no samples or verdicts (nothing to draw)
 
 
-def collect(conf: dict[str, Any], run_id: str, samples_topic: str, predictions_topic: str, alerts_topic: str,
-            idle_s: float = 2.0) -> RunData:
-    data = RunData(run_id)
-    for m in read_topic(conf, samples_topic, idle_s=idle_s, read_committed=True):
-        try:
-            s = decode_sample(m.value(), max_bytes=1 << 20)
-        except ContractError:
-            continue
-        if s.run_id == run_id:
-            data.samples.append(s)
-    for m in read_topic(conf, predictions_topic, idle_s=idle_s, read_committed=True):
-        v = Verdict.model_validate_json(m.value() or b"{}")
-        if v.run_id == run_id:
-            data.verdicts.append(v)
-    for m in read_topic(conf, alerts_topic, idle_s=idle_s, read_committed=True):
-        a = Alert.model_validate_json(m.value() or b"{}")
-        if a.run_id == run_id:
-            data.alerts.append(a)
-    return data
+def report_run(s: KafkaSettings, run_id: str, out: Path | None, *, group_id: str,
+               rules: SampleSettings) -> Report:
+    """Read the run from the topics of ``s`` and draw its figure to ``out`` (default
+    artifacts/report-RUN.png)."""
+    data = collect(s.kafka_config(), run_id, s.samples_topic, s.predictions_topic, s.alerts_topic,
+                   group_id=group_id, rules=rules)
+    if not data.samples and not data.verdicts:
+        return Report(data, None)
+    return Report(data, draw(data, out or Path(f"artifacts/report-{run_id}.png")))
+
+def when(t: datetime | None) -> str:
+    """One zone, with the date, for every time the report prints."""
+    return "still firing" if t is None else t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _num(x: float | None, unit: str = "", digits: int = 0) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}{unit}"
+
+
+def _load(e: Episode) -> str:
+    if e.rps is None and e.p95_ms is None and e.error_pct is None:
+        return "no load data"
+    return f"{_num(e.rps, ' RPS', 1)}, p95 {_num(e.p95_ms, ' ms')}, errors {_num(e.error_pct, ' %', 1)}"
+
+
+def _duration(e: Episode) -> str:
+    s = e.seconds
+    return "open" if s is None else (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def summarize(data: RunData) -> str:
-    if not data.verdicts:
-        return f"run {data.run_id}: no verdicts found"
     labels = Counter(v.label for v in data.verdicts)
-    hosts = sorted({v.host for v in data.verdicts})
-    lines = [f"run {data.run_id}: {len(data.samples)} samples, {len(data.verdicts)} verdicts "
-             f"({', '.join(f'{k} {n}' for k, n in sorted(labels.items()))}), {len(data.alerts)} alerts, "
-             f"hosts {', '.join(hosts)}"]
-    for h in hosts:
-        vs = sorted((v for v in data.verdicts if v.host == h), key=lambda v: v.ts)
-        high = [v for v in vs if v.label == HIGH]
-        peak = max(vs, key=lambda v: max(v.cpu_pct, v.mem_pct, v.disk_pct))
-        span = f"HighLoad {high[0].ts:%H:%M:%S}–{high[-1].ts:%H:%M:%S} ({len(high)} samples)" if high else "no HighLoad"
-        lines.append(f"  {h}: {span}; peak cpu {peak.cpu_pct:.0f} mem {peak.mem_pct:.0f} disk {peak.disk_pct:.0f}")
+    episodes = data.episodes()
+    counts = ", ".join(f"{lab} {labels.get(lab, 0)}" for lab in (*LABELS, *sorted(set(labels) - set(LABELS))))
+    lines = [f"run {data.run_id}: {_plural(len(data.samples), 'sample')}, {_plural(len(data.verdicts), 'verdict')}"
+             + (f" ({counts})" if data.verdicts else "")
+             + f", {_plural(len(episodes), 'alert episode')}; hosts {', '.join(data.hosts) or 'none'}"]
+    if data.why_no_verdicts:
+        lines.append(f"  no verdicts: {data.why_no_verdicts}")
+    elif len(data.verdicts) < len(data.samples):
+        lines.append(f"  {len(data.samples) - len(data.verdicts)} samples have no verdict yet (the consumer may be "
+                     "behind; run the report again later)")
+    if data.duplicates:
+        lines.append(f"  {data.duplicates} redelivered verdicts/alerts counted once")
+    if data.unreadable:
+        lines.append(f"  {data.unreadable} records on the output topics were not verdicts and were skipped")
+    for h in data.hosts:
+        mine = [e for e in episodes if e.host == h]
+        vs = data.host_verdicts(h)
+        lines.append(f"  {h}: {_plural(len(vs), 'verdict')}, {_plural(len(mine), 'HighLoad episode')}")
+        for i, e in enumerate(mine, start=1):
+            lines.append(
+                f"    episode {i}: {when(e.start)} → {when(e.end)} ({_duration(e)}); peak cpu "
+                f"{_num(e.peak_cpu_pct, ' %')}, mem {_num(e.peak_mem_pct, ' %')}, disk {_num(e.peak_disk_pct, ' %')}; "
+                f"load at start: {_load(e)}")
     return "\n".join(lines)
 
 
-def draw(data: RunData, path: Path) -> Path:
-    hosts = sorted({v.host for v in data.verdicts} | {s.host for s in data.samples}) or ["(none)"]
-    fig, axes = plt.subplots(len(hosts), 1, figsize=(11, 2.8 * len(hosts) + 0.6), squeeze=False, sharex=True,
-                             constrained_layout=True)
-    for ax, host in zip(axes[:, 0], hosts, strict=True):
-        vs = sorted((v for v in data.verdicts if v.host == host), key=lambda v: v.ts)
-        src: list[Verdict] | list[Sample] = vs or sorted((s for s in data.samples if s.host == host),
-                                                         key=lambda s: s.ts)  # type: ignore[arg-type, return-value]
-        t = [x.ts for x in src]
-        for key, color, name in (("cpu_pct", "tab:blue", "CPU %"), ("mem_pct", "tab:purple", "memory %"),
-                                 ("disk_pct", "tab:gray", "disk %")):
-            ax.plot(t, [getattr(x, key) for x in src], color=color, lw=1.2, label=name)
-        for a, b in zip(vs, vs[1:] + vs[-1:], strict=True):  # verdict band along the bottom
-            ax.axvspan(a.ts, b.ts if b is not a else a.ts, ymin=0, ymax=0.06, color=COLORS.get(a.label, "k"), lw=0)
-        for al in (x for x in data.alerts if x.host == host):
-            marker = "v" if al.state != "resolved" else "^"
-            ax.plot([al.ts], [102], marker=marker, color="#b71c1c" if al.state != "resolved" else "#2e7d32", ms=7)
-        ax.set_ylim(0, 106)
-        ax.set_ylabel(f"{host}\n% in use")
-        ax.grid(alpha=0.3)
-    axes[0, 0].legend(loc="upper left", ncol=3, fontsize=8)
-    axes[0, 0].set_title(f"run {data.run_id}: metrics, verdict band (green/amber/red), alerts (▼)")
-    axes[-1, 0].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def as_dict(data: RunData) -> dict[str, Any]:
+    """The summary as data (``perfwatch report RUN --json``)."""
+    labels = Counter(v.label for v in data.verdicts)
+    return {
+        "run_id": data.run_id, "samples": len(data.samples), "verdicts": len(data.verdicts),
+        "labels": {lab: labels.get(lab, 0) for lab in (*LABELS, *sorted(set(labels) - set(LABELS)))},
+        "alerts": len(data.alerts), "duplicates_skipped": data.duplicates, "unreadable_skipped": data.unreadable,
+        "hosts": data.hosts, "why_no_verdicts": data.why_no_verdicts,
+        "episodes": [{"host": e.host, "start": e.start.astimezone(UTC).isoformat(),
+                      "end": e.end.astimezone(UTC).isoformat() if e.end else None, "seconds": e.seconds,
+                      "verdicts": e.verdicts, "peak": {"cpu_pct": e.peak_cpu_pct, "mem_pct": e.peak_mem_pct,
+                                                       "disk_pct": e.peak_disk_pct},
+                      "load_at_start": {"rps": e.rps, "p95_ms": e.p95_ms, "error_pct": e.error_pct}}
+                     for e in data.episodes()],
+    }
+

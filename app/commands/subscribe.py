@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from perfwatch.app.common import add_kafka_flags, connect, stop_on_signals
+from perfwatch.app.flags import add_settings_flags, settings_from_args
 from perfwatch.console import console, out
+from perfwatch.settings import SampleSettings
 
 
 def _add_alerts(sub: argparse._SubParsersAction) -> None:
@@ -36,31 +39,37 @@ def _add_alerts(sub: argparse._SubParsersAction) -> None:
                 style = "[bold red]" if alert.state != "resolved" else "[green]"
                 out.print(style + escape(format_alert(alert)) + "[/]")
 
-        n = follow(s.kafka_config(), s.alerts_topic, show, from_beginning=a.from_beginning,
-                   flt=AlertFilter(a.run_id, a.host, a.state), until_idle_s=a.until_idle, stop=stop)
-        console.print(f"{n} alert(s)")
-        return 1 if a.fail_on_alert and n else 0
+        res = follow(s.kafka_config(), s.alerts_topic, show, from_beginning=a.from_beginning,
+                     flt=AlertFilter(a.run_id, a.host, a.state), until_idle_s=a.until_idle, stop=stop)
+        skipped = f"; {res.skipped} unreadable records skipped" if res.skipped else ""
+        console.print(f"{res.matched} {'alert' if res.matched == 1 else 'alerts'}{skipped}")
+        return 1 if a.fail_on_alert and res.matched else 0
 
     p.set_defaults(func=run)
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="draw a run's metrics, verdicts and alerts (PNG) and summarize it")
-    p.add_argument("run_id")
-    p.add_argument("--out", type=Path, help="PNG path [default artifacts/report-RUN_ID.png]")
+    p = sub.add_parser("report", help="draw a run's load, metrics, verdicts and alert episodes (PNG) and summarize it",
+                       description="Reads the run's samples, verdicts and alerts up to the topics' end offsets. "
+                                   "Exit 2 when the run has no samples or verdicts.")
+    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("--out", type=Path, metavar="PNG", help="figure path [default: artifacts/report-RUN_ID.png]")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    p.add_argument("--group-id", default="perfwatch-consumer", metavar="GROUP",
+                   help="the consumer's group, to tell why a run has no verdicts [default: perfwatch-consumer]")
     add_kafka_flags(p)
+    add_settings_flags(p, SampleSettings)
 
     def run(a: argparse.Namespace) -> int:
-        from perfwatch.subscriber.report import collect, draw, summarize
+        from perfwatch.subscriber.report import as_dict, report_run, summarize
 
-        s = connect(a)
-        data = collect(s.kafka_config(), a.run_id, s.samples_topic, s.predictions_topic, s.alerts_topic)
-        if not data.samples and not data.verdicts:
+        rep = report_run(connect(a), a.run_id, a.out, group_id=a.group_id,
+                         rules=settings_from_args(SampleSettings, a))
+        if rep.png is None:
             console.print(f"[bold red]error:[/] no samples or verdicts for run {a.run_id!r}")
             return 2
-        path = draw(data, a.out or Path(f"artifacts/report-{a.run_id}.png"))
-        print(summarize(data))
-        console.print(f"report → {path}")
+        print(json.dumps(as_dict(rep.data)) if a.json else summarize(rep.data))
+        console.print(f"report → {rep.png}")
         return 0
 
     p.set_defaults(func=run)
