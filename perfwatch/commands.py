@@ -394,6 +394,39 @@ def _alerts(sub: argparse._SubParsersAction) -> None:
 
 
 @command
+def _notify(sub: argparse._SubParsersAction) -> None:
+    from perfwatch.cliargs import add_settings_flags
+    from perfwatch.settings import NotifySettings
+
+    p = sub.add_parser("notify", help="deliver alerts to Alertmanager and/or a webhook (a consumer group)",
+                       description="Reads the alerts topic and posts to Alertmanager's API v2 (--alertmanager) "
+                                   "and/or a JSON webhook (--webhook); commits only what the sinks accepted. "
+                                   "The webhook's HMAC key comes from the environment: PERFWATCH_WEBHOOK_SECRET.")
+    add_settings_flags(p, NotifySettings, skip=("webhook_secret",))
+    p.add_argument("-v", "--verbose", action="store_true", help="log assignments, retries, commits")
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.cliargs import settings_from_args
+        from perfwatch.preflight import check_broker
+        from subscriber.notify import notify
+
+        _logging(a.verbose)
+        s = settings_from_args(NotifySettings, a)
+        s.static_labels()  # a malformed --labels is one clear line now, not a stack trace later
+        check_broker(s.kafka_config())
+        sinks = " and ".join(x for x in (s.alertmanager and f"Alertmanager {s.alertmanager}",
+                                         s.webhook and f"webhook {s.webhook}") if x)
+        console.print(f"notifying {sinks} from {s.alerts_topic} as group {s.group_id}")
+        st = notify(s)
+        console.print(f"stopped: {st.consumed} record(s), {st.firing} firing, {st.resolved} resolved, "
+                      f"{st.alertmanager_posts} Alertmanager post(s), {st.webhook_posts} webhook post(s), "
+                      f"{st.retries} retries")
+        return 0
+
+    p.set_defaults(func=run)
+
+
+@command
 def _report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="draw a run's metrics, verdicts and alerts (PNG) and summarize it")
     p.add_argument("run_id")

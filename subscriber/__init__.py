@@ -1,0 +1,1 @@
+"""Readers of perfwatch's outputs: alert sinks (Alertmanager, webhooks)."""
