@@ -412,7 +412,7 @@ def _notify(sub: argparse._SubParsersAction) -> None:
 
         _logging(a.verbose)
         s = settings_from_args(NotifySettings, a)
-        s.static_labels()  # a malformed --labels is one clear line now, not a stack trace later
+        s.check()  # no sink, or a malformed --labels: one clear line now
         check_broker(s.kafka_config())
         sinks = " and ".join(x for x in (s.alertmanager and f"Alertmanager {s.alertmanager}",
                                          s.webhook and f"webhook {s.webhook}") if x)

@@ -119,6 +119,12 @@ class NotifySettings(KafkaSettings):
     restore_hours: float = Field(24.0, ge=0, description="on assignment, rebuild state from this much history")
     auto_offset_reset: Literal["earliest", "latest"] = Field("latest", description="where a new group starts")
 
+    def check(self) -> None:
+        """Raise a one-line ValueError for settings that cannot work (before touching Kafka)."""
+        if not self.alertmanager and not self.webhook:
+            raise ValueError("notify needs --alertmanager URL and/or --webhook URL")
+        self.static_labels()
+
     def static_labels(self) -> dict[str, str]:
         """``labels`` parsed; a malformed pair is a ValueError naming it."""
         out: dict[str, str] = {}

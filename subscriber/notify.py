@@ -50,8 +50,7 @@ class NotifyStats:
 
 class Notifier:
     def __init__(self, settings: NotifySettings, clock: Any = time.time) -> None:
-        if not settings.alertmanager and not settings.webhook:
-            raise ValueError("notify needs --alertmanager URL and/or --webhook URL")
+        settings.check()
         s = self.s = settings
         self.clock = clock
         self.shape = AlertShape(s.alertname, s.severity, s.static_labels(), s.generator_url)
@@ -167,7 +166,7 @@ class Notifier:
     def _take(self, msgs: list[Message]) -> dict[int, int]:
         """Apply records to the book; return the offsets to commit once the sinks accepted them."""
         offsets: dict[int, int] = {}
-        for m in msgs:
+        for i, m in enumerate(msgs):
             err = m.error()
             if err is not None:
                 if err.code() != KafkaError._PARTITION_EOF:
@@ -177,10 +176,16 @@ class Notifier:
             if p not in self._assigned:  # carried over a revoke: the new owner has it
                 continue
             self.stats.consumed += 1
-            offsets[p] = off + 1
             alert = self._decode(m)
             if alert is None:
+                offsets[p] = off + 1
                 continue
+            if alert.state == "resolved" and self._unsent_firing(alert):
+                # Send the firing first: an alert that Alertmanager only ever sees resolved is never notified.
+                self._carry = msgs[i:] + self._carry
+                self.stats.consumed -= 1
+                break
+            offsets[p] = off + 1
             if (t := self.book.apply(alert, p)) is not None:
                 self._events.append(t)
                 if t.status == "firing":
@@ -188,6 +193,10 @@ class Notifier:
                 else:
                     self.stats.resolved += 1
         return offsets
+
+    def _unsent_firing(self, alert: Alert) -> bool:
+        e = self.book.entries.get(f"{alert.run_id}/{alert.host}")
+        return self.alertmanager is not None and e is not None and e.status == "firing" and e.last_sent is None
 
     def _wait(self, seconds: float) -> bool:
         """Wait for a retry while staying in the group: partitions paused, callbacks served."""
