@@ -210,7 +210,7 @@ def test_webhook_posts_each_transition_signed_and_retries_until_accepted(kafka: 
     produce(kafka.conf, topics.alerts, records)
     receiver.status = 503  # down at first: nothing may be lost or committed
     n = Notifier(_notify_settings(kafka, topics, group, webhook=receiver.url + "/hook", webhook_text=True,
-                                  webhook_secret="s3cret"))
+                                  webhook_secret="s3cret"))  # noqa: S106 - a test key
     t = _run(n.run)
     try:
         assert wait_until(lambda: n.stats.retries >= 2, 30)
