@@ -259,3 +259,28 @@ def test_notify_cli_rejects_bad_labels_and_missing_sink() -> None:
 
     assert main(["notify", "--webhook", "http://127.0.0.1:9", "--labels", "no-equals-sign"]) != 0
     assert main(["notify", "--bootstrap-servers", "127.0.0.1:9"]) != 0
+
+
+def test_notify_command_delivers_and_stops_cleanly_on_sigterm(kafka: Broker, topic_factory, group_factory,
+                                                              receiver: Receiver) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    topics = make_topics(topic_factory)
+    produce(kafka.conf, topics.alerts, [_alert("cli", "a", "firing", 0), _alert("cli", "a", "resolved", 1)])
+    env = {**os.environ, "PERFWATCH_WEBHOOK_SECRET": "k"}
+    proc = subprocess.Popen([sys.executable, "-m", "perfwatch.cli", "notify", "--webhook", receiver.url,
+                             "--bootstrap-servers", kafka.bootstrap, "--alerts-topic", topics.alerts,
+                             "--group-id", group_factory(), "--auto-offset-reset", "earliest"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_until(lambda: len(receiver.posts) == 2, 60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "2 record(s), 1 firing, 1 resolved" in err and "0 retries" in err
+    assert [b["status"] for b in receiver.bodies()] == ["firing", "resolved"]
+    assert all(SIGNATURE_HEADER in p.headers for p in receiver.posts)
