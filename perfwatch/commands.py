@@ -416,7 +416,7 @@ def _notify(sub: argparse._SubParsersAction) -> None:
         check_broker(s.kafka_config())
         sinks = " and ".join(x for x in (s.alertmanager and f"Alertmanager {s.alertmanager}",
                                          s.webhook and f"webhook {s.webhook}") if x)
-        console.print(f"notifying {sinks} from {s.alerts_topic} as group {s.group_id}")
+        console.print(f"notifying {sinks} from {s.alerts_topic} as group {s.notify_group_id}")
         st = notify(s)
         console.print(f"stopped: {st.consumed} record(s), {st.firing} firing, {st.resolved} resolved, "
                       f"{st.alertmanager_posts} Alertmanager post(s), {st.webhook_posts} webhook post(s), "

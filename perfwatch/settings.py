@@ -106,7 +106,8 @@ class NotifySettings(KafkaSettings):
     webhook_secret: SecretStr | None = Field(
         None, description="HMAC-SHA256 key for the X-Perfwatch-Signature header (environment only)")
     webhook_text: bool = Field(False, description="add a Slack-compatible 'text' field to webhook posts")
-    group_id: str = Field("perfwatch-notify", description="consumer group id")
+    # Not group_id: PERFWATCH_GROUP_ID is the stream processor's, and the two must never share a group.
+    notify_group_id: str = Field("perfwatch-notify", description="consumer group id of the notifiers")
     alertname: str = Field("PerfwatchHighLoad", description="Alertmanager alertname label")
     severity: str = Field("critical", description="severity label")
     labels: str | None = Field(None, description="static labels added to every alert: 'k=v,k2=v2'")

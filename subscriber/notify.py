@@ -65,7 +65,7 @@ class Notifier:
         self._assigned: set[int] = set()
         self._carry: list[Message] = []  # consumed while waiting for a sink, processed next round
         self.consumer = Consumer({
-            **s.kafka_config(), "group.id": s.group_id, "enable.auto.commit": False,
+            **s.kafka_config(), "group.id": s.notify_group_id, "enable.auto.commit": False,
             "auto.offset.reset": s.auto_offset_reset, "isolation.level": "read_committed",
             "partition.assignment.strategy": "cooperative-sticky", "session.timeout.ms": 10_000,
             "heartbeat.interval.ms": 1_000,

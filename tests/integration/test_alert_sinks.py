@@ -90,8 +90,9 @@ class Pipeline:
 
 
 def _notify_settings(kafka: Broker, topics: Any, group: str, **kw: Any) -> NotifySettings:
-    base: dict[str, Any] = {"bootstrap_servers": kafka.bootstrap, "alerts_topic": topics.alerts, "group_id": group,
-                            "auto_offset_reset": "earliest", "resend_interval_s": 1.0, "max_backoff_s": 1.0}
+    base: dict[str, Any] = {"bootstrap_servers": kafka.bootstrap, "alerts_topic": topics.alerts,
+                            "notify_group_id": group, "auto_offset_reset": "earliest", "resend_interval_s": 1.0,
+                            "max_backoff_s": 1.0}
     return NotifySettings(**{**base, **kw})
 
 
@@ -273,7 +274,7 @@ def test_notify_command_delivers_and_stops_cleanly_on_sigterm(kafka: Broker, top
     env = {**os.environ, "PERFWATCH_WEBHOOK_SECRET": "k"}
     proc = subprocess.Popen([sys.executable, "-m", "perfwatch.cli", "notify", "--webhook", receiver.url,
                              "--bootstrap-servers", kafka.bootstrap, "--alerts-topic", topics.alerts,
-                             "--group-id", group_factory(), "--auto-offset-reset", "earliest"],
+                             "--notify-group-id", group_factory(), "--auto-offset-reset", "earliest"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_until(lambda: len(receiver.posts) == 2, 60)
