@@ -20,7 +20,7 @@ COPY export ./export
 COPY app ./app
 
 FROM base AS producer
-RUN pip install ".[producer]"
+RUN pip install ".[producer,subscriber]"
 COPY examples ./examples
 USER perfwatch
 ENTRYPOINT ["perfwatch"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -103,3 +104,44 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
     def inference_plan(self) -> tuple[int, int]:
         """(batches in inference at once, ORT threads each)."""
         return inference_plan(self.inference_workers, self.threads)
+
+
+class NotifySettings(KafkaSettings):
+    """The alert sinks' settings (``perfwatch notify --help``): Alertmanager and/or a webhook."""
+
+    alertmanager: str | None = Field(None, description="Alertmanager base URL, e.g. http://127.0.0.1:9093")
+    webhook: str | None = Field(None, description="URL that gets each alert transition as JSON")
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key for the X-Perfwatch-Signature header (environment only)")
+    webhook_text: bool = Field(False, description="add a Slack-compatible 'text' field to webhook posts")
+    # Not group_id: PERFWATCH_GROUP_ID is the stream processor's, and the two must never share a group.
+    notify_group_id: str = Field("perfwatch-notify", description="consumer group id of the notifiers")
+    alertname: str = Field("PerfwatchHighLoad", description="Alertmanager alertname label")
+    severity: str = Field("critical", description="severity label")
+    labels: str | None = Field(None, description="static labels added to every alert: 'k=v,k2=v2'")
+    generator_url: str | None = Field(None, description="link shown with each alert (e.g. a Grafana dashboard)")
+    resend_interval_s: float = Field(60.0, gt=0, description="re-send firing alerts this often")
+    quiet_s: float = Field(300.0, gt=0, description="without hysteresis: resolve after this long with no HighLoad")
+    resolved_keep_s: float = Field(300.0, ge=0, description="keep re-sending resolved alerts this long")
+    max_backoff_s: float = Field(30.0, gt=0, description="longest wait between delivery retries")
+    http_timeout_s: float = Field(10.0, gt=0, description="timeout of one HTTP request")
+    restore_hours: float = Field(24.0, ge=0, description="on assignment, rebuild state from this much history")
+    auto_offset_reset: Literal["earliest", "latest"] = Field("latest", description="where a new group starts")
+
+    def check(self) -> None:
+        """Raise a one-line ValueError for settings that cannot work (before touching Kafka)."""
+        if not self.alertmanager and not self.webhook:
+            raise ValueError("notify needs --alertmanager URL and/or --webhook URL")
+        self.static_labels()
+
+    def static_labels(self) -> dict[str, str]:
+        """``labels`` parsed; a malformed pair is a ValueError naming it."""
+        out: dict[str, str] = {}
+        for pair in (self.labels or "").split(","):
+            if not pair.strip():
+                continue
+            name, sep, value = pair.partition("=")
+            if not sep or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name.strip()):
+                raise ValueError(f"label {pair.strip()!r}: expected name=value with a Prometheus label name")
+            out[name.strip()] = value.strip()
+        return out

@@ -1,1 +1,1 @@
-"""What reads perfwatch's outputs: the alerts follower, the run report and the alert sinks."""
+"""What reads perfwatch's outputs: the alerts follower, the run report, and the alert sinks (Alertmanager, webhooks)."""

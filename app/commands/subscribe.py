@@ -6,10 +6,11 @@ import argparse
 import json
 from pathlib import Path
 
-from perfwatch.app.common import add_kafka_flags, connect, stop_on_signals
+from perfwatch.app.common import add_kafka_flags, connect, setup_logging, stop_on_signals
 from perfwatch.app.flags import add_settings_flags, settings_from_args
+from perfwatch.app.preflight import check_broker
 from perfwatch.console import console, out
-from perfwatch.settings import SampleSettings
+from perfwatch.settings import NotifySettings, SampleSettings
 
 
 def _add_alerts(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +76,33 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_notify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("notify", help="deliver alerts to Alertmanager and/or a webhook (a consumer group)",
+                       description="Reads the alerts topic and posts to Alertmanager's API v2 (--alertmanager) "
+                                   "and/or a JSON webhook (--webhook); commits only what the sinks accepted. "
+                                   "The webhook's HMAC key comes from the environment: PERFWATCH_WEBHOOK_SECRET.")
+    add_settings_flags(p, NotifySettings, skip=("webhook_secret",))
+    p.add_argument("-v", "--verbose", action="store_true", help="log assignments, retries, commits")
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.subscriber.notify import notify
+
+        setup_logging(a.verbose)
+        s = settings_from_args(NotifySettings, a)
+        s.check()  # no sink, or a malformed --labels: one clear line now
+        check_broker(s.kafka_config())
+        sinks = " and ".join(x for x in (s.alertmanager and f"Alertmanager {s.alertmanager}",
+                                         s.webhook and f"webhook {s.webhook}") if x)
+        console.print(f"notifying {sinks} from {s.alerts_topic} as group {s.notify_group_id}")
+        st = notify(s)
+        console.print(f"stopped: {st.consumed} records, {st.firing} firing, {st.resolved} resolved, "
+                      f"{st.alertmanager_posts} Alertmanager posts, {st.webhook_posts} webhook posts, "
+                      f"{st.retries} retries")
+        return 0
+
+    p.set_defaults(func=run)
+
+
 def add(sub: argparse._SubParsersAction) -> None:
-    for adder in (_add_alerts, _add_report):
+    for adder in (_add_alerts, _add_report, _add_notify):
         adder(sub)

@@ -167,8 +167,8 @@ class _SlowStart:
 
 
 def test_alerts_follower_is_ready_only_once_positioned(kafka: Broker, topic_factory, monkeypatch) -> None:
+    from perfwatch.subscriber import alerts
     from perfwatch.subscriber.alerts import AlertFilter, follow
-    from producer import alerts
 
     monkeypatch.setattr(alerts, "Consumer", _SlowStart)
     topic = topic_factory("alerts", partitions=1)
