@@ -64,7 +64,8 @@ class LocustStream:
     def __init__(self, environment: Environment, bootstrap: str, run_id: str, hosts: list[str],
                  interval_s: float, topic: str | None = None) -> None:
         self.env, self.run_id, self.interval_s = environment, run_id, interval_s
-        kafka = KafkaSettings(bootstrap_servers=bootstrap)  # env PERFWATCH_… gives SASL/SSL settings
+        given: dict[str, Any] = {"bootstrap_servers": bootstrap}
+        kafka = KafkaSettings(**given)  # env PERFWATCH_… gives the SASL/SSL settings
         self.topic = topic or kafka.samples_topic
         self.publisher = Publisher(kafka.kafka_config(), self.topic)
         self.fleet = (Fleet([target(h) for h in hosts], interval_s, mapper=gevent.pool.Pool(min(32, len(hosts))).map)
