@@ -48,7 +48,10 @@ NOT_REAL_FS_TYPES = frozenset({
     "ramfs", "rpc_pipefs", "securityfs", "selinuxfs", "squashfs", "sysfs", "tmpfs", "tracefs",
     "nfs", "nfs4", "cifs", "smbfs", "fuse.sshfs", "9p",
 })
-NOT_REAL_MOUNTS = re.compile(r"^/(dev|proc|run|sys|snap|var/lib/docker|var/lib/containers|var/lib/kubelet)(/|$)")
+# node_exporter's default mount exclusions (removable and temporary mounts under /mnt and /media too), plus snaps
+# and container storage.
+NOT_REAL_MOUNTS = re.compile(r"^/(dev|proc|run|sys|mnt|media|snap|var/lib/docker|var/lib/containers|var/lib/kubelet)"
+                             r"(/|$)")
 
 
 class ScrapeError(Exception):
@@ -98,7 +101,7 @@ class Reading:
 
 def real_filesystem(labels: dict[str, str], readonly: bool) -> bool:
     """Counts for disk %: a writable local filesystem (not virtual, not an image, not a network mount) that is
-    not mounted under /dev, /proc, /run, /sys, /snap or a container runtime's storage."""
+    not mounted under /dev, /proc, /run, /sys, /mnt, /media, /snap or a container runtime's storage."""
     return (not readonly and labels.get("fstype", "") not in NOT_REAL_FS_TYPES
             and not NOT_REAL_MOUNTS.match(labels.get("mountpoint", "")))
 
@@ -274,12 +277,12 @@ class FleetSettings(BaseSettings):
     def load(cls, path: Path | None = None, urls: Sequence[str] = (), **overrides: Any) -> FleetSettings:
         """From a TOML file (optional), then env, with ``overrides`` (flags that were given) winning; ``urls``
         (``[NAME=]URL``) are hosts added to the file's."""
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path}: no such hosts file")
         try:
             data = TomlConfigSettingsSource(cls, toml_file=path)() if path else {}
             data["hosts"] = [*data.get("hosts", []), *({"url": u} for u in urls)]
             return cls(**{**data, **{k: v for k, v in overrides.items() if v is not None}})
-        except FileNotFoundError:
-            raise ValueError(f"{path}: no such hosts file") from None
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"])
