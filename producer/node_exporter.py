@@ -5,7 +5,7 @@ parser, and derive the sample's CPU %, memory % and disk %.
   ``idle`` and ``iowait`` count as idle (a CPU waiting on I/O runs nothing; psutil, which ``perfwatch
   publish`` uses without node_exporter, counts it the same way), every other mode (user, nice, system,
   irq, softirq, steal) as busy. A host's first scrape is only a baseline: its first sample comes one
-  interval later. A counter that went backwards (the host rebooted) starts a new baseline.
+  interval later. A total that went backwards (the host rebooted) starts a new baseline.
 - memory % = 1 − ``node_memory_MemAvailable_bytes`` / ``node_memory_MemTotal_bytes``.
 - disk % = 1 − ``node_filesystem_avail_bytes`` / ``node_filesystem_size_bytes`` of the fullest *real*
   filesystem: see ``real_filesystem``.
@@ -149,11 +149,15 @@ def _pct(share: float) -> float:
 
 
 def cpu_pct(prev: Reading, cur: Reading) -> float | None:
-    """Busy % between two readings; None when no CPU time passed or a counter went backwards (a reboot)."""
-    d_all, d_busy = cur.cpu_all_s - prev.cpu_all_s, cur.cpu_busy_s - prev.cpu_busy_s
-    if d_all <= 0 or d_busy < 0 or cur.cpu_all_s - cur.cpu_busy_s < prev.cpu_all_s - prev.cpu_busy_s:
+    """Busy % between two readings; None when no CPU time passed or the total went backwards (a reboot).
+
+    Linux's idle and iowait counters can step back slightly (iowait is not monotonic, see proc(5)); on a saturated
+    host that would read as a negative idle time, so idle time is clamped at zero instead of dropping the sample."""
+    d_all = cur.cpu_all_s - prev.cpu_all_s
+    if d_all <= 0:
         return None
-    return _pct(d_busy / d_all)
+    d_idle = (cur.cpu_all_s - cur.cpu_busy_s) - (prev.cpu_all_s - prev.cpu_busy_s)
+    return _pct(1 - max(0.0, d_idle) / d_all)
 
 
 def scrape(url: str, timeout_s: float) -> Reading:

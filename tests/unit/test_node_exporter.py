@@ -81,6 +81,13 @@ def test_cpu_is_busy_share_of_all_modes_with_iowait_idle() -> None:
     assert cpu_pct(b, a) is None  # counters went backwards (a reboot): a new baseline, not a negative %
 
 
+def test_idle_counter_stepping_back_on_a_saturated_host_reads_100_not_a_lost_sample() -> None:
+    # Seen with the real node_exporter under two busy loops: iowait stepped back while idle stood still.
+    a = parse_metrics(exposition(idle=100, iowait=10.04, user=50, system=20))
+    b = parse_metrics(exposition(idle=100, iowait=10.00, user=51.8, system=20.2))
+    assert cpu_pct(a, b) == 100.0
+
+
 def test_no_real_filesystem_or_missing_collectors_are_scrape_errors() -> None:
     only_tmpfs = "\n".join(line for line in exposition().splitlines()
                            if "node_filesystem" not in line or "tmpfs" in line or line.startswith("#"))
