@@ -117,17 +117,17 @@ def _split_hosts(value: str | None) -> list[str]:
 
 
 def _add_options(parser: Any, **_: Any) -> None:
-    group = parser.add_argument_group("perfwatch", "live samples of the hosts under test to Kafka (perfwatch)")
-    group.add_argument("--perfwatch-bootstrap", env_var="PERFWATCH_BOOTSTRAP_SERVERS", default=None,
+    # On the parser itself: Locust's include_in_web_ui exists there, not on argument groups.
+    parser.add_argument("--perfwatch-bootstrap", env_var="PERFWATCH_BOOTSTRAP_SERVERS", default=None,
                        include_in_web_ui=False, help="Kafka bootstrap servers; perfwatch is off without them")
-    group.add_argument("--perfwatch-run-id", env_var="PERFWATCH_RUN_ID", default=None, include_in_web_ui=False,
+    parser.add_argument("--perfwatch-run-id", env_var="PERFWATCH_RUN_ID", default=None, include_in_web_ui=False,
                        help="run id of the samples [default locust-<UTC start time>]")
-    group.add_argument("--perfwatch-hosts", env_var="PERFWATCH_HOSTS", default="", include_in_web_ui=False,
+    parser.add_argument("--perfwatch-hosts", env_var="PERFWATCH_HOSTS", default="", include_in_web_ui=False,
                        help="node_exporter URLs of the hosts under test, comma- or space-separated "
                             "([NAME=]URL); none: this load generator via psutil")
-    group.add_argument("--perfwatch-interval", env_var="PERFWATCH_INTERVAL", type=float, default=DEFAULT_INTERVAL_S,
+    parser.add_argument("--perfwatch-interval", env_var="PERFWATCH_INTERVAL", type=float, default=DEFAULT_INTERVAL_S,
                        include_in_web_ui=False, help="seconds between samples")
-    group.add_argument("--perfwatch-topic", env_var="PERFWATCH_SAMPLES_TOPIC", default=None, include_in_web_ui=False,
+    parser.add_argument("--perfwatch-topic", env_var="PERFWATCH_SAMPLES_TOPIC", default=None, include_in_web_ui=False,
                        help="samples topic [default perf.samples]")
 
 
