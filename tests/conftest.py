@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # One session broker for every suite; fixtures are lazy, so unit tests never start it.
-pytest_plugins = ["tests.kafka_fixtures"]
+pytest_plugins = ["tests.kafka_fixtures", "tests.live_helpers"]
 
 ROOT = Path(__file__).resolve().parents[1]
 

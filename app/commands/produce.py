@@ -5,33 +5,45 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perfwatch.app.common import add_kafka_flags, connect, parse_speed, stop_on_signals
+from perfwatch.app.common import add_kafka_flags, connect, parse_speed, setup_logging, stop_on_signals
 from perfwatch.console import console
 
 
 def _add_publish(sub: argparse._SubParsersAction) -> None:
     import socket
 
-    p = sub.add_parser("publish", help="publish this host's live CPU/memory/disk every interval")
+    p = sub.add_parser("publish", help="publish live CPU/memory/disk every interval: this host, or node_exporter hosts",
+                       description="Without --node-exporter/--hosts-file: this host via psutil. With them: one "
+                                   "sample per host from its node_exporter's /metrics (a silent host is retried).")
     p.add_argument("--run-id", required=True, help="the load test's run id")
     p.add_argument("--host", default=socket.gethostname(), help="host name in the samples [default: hostname]")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl+C)")
-    p.add_argument("--disk-path", default="/", help="mount whose usage is disk %%")
+    p.add_argument("--disk-path", default="/", help="mount whose usage is disk %% (psutil only)")
     p.add_argument("--record", type=Path, help="also append every sample to this JSONL recording")
+    ne = p.add_argument_group("node_exporter hosts")
+    ne.add_argument("--node-exporter", nargs="+", default=[], metavar="[NAME=]URL",
+                    help="node_exporter addresses (host:9100 or a /metrics URL); the host name is the URL's host "
+                         "(with :port unless 9100) or NAME")
+    ne.add_argument("--hosts-file", type=Path, help="TOML file: [[hosts]] url = …, name = …; timeout_s, max_backoff_s")
+    ne.add_argument("--scrape-timeout", type=float, help="seconds to wait for one /metrics [default 2]")
+    ne.add_argument("--max-backoff", type=float, help="longest wait between retries of a silent host [default 30]")
     add_kafka_flags(p)
 
     def run(a: argparse.Namespace) -> int:
-        from perfwatch.producer.live import live_samples, publish_live
-        from perfwatch.producer.publisher import Publisher
+        from perfwatch.producer.live import host_samples, publish_live
+        from perfwatch.producer.node_exporter import FleetSettings
 
         s = connect(a)
-        stop = stop_on_signals()
-        console.print(f"publishing {a.host} every {a.interval}s to {s.samples_topic} as run {a.run_id} (Ctrl+C stops)")
-        st = publish_live(live_samples(a.run_id, a.host, a.interval, a.duration, a.disk_path, stop),
-                          Publisher(s.kafka_config(), s.samples_topic), a.record,
-                          on_sample=lambda x: console.print(f"{x.ts:%H:%M:%S} cpu {x.cpu_pct:5.1f} "
-                                                            f"mem {x.mem_pct:5.1f} disk {x.disk_pct:5.1f}"))
+        fleet = FleetSettings.load(a.hosts_file, a.node_exporter, timeout_s=a.scrape_timeout,
+                                   max_backoff_s=a.max_backoff)
+        setup_logging(verbose=False)
+        hosts = ", ".join(t.name for t in fleet.targets()) or a.host
+        console.print(f"publishing {hosts} every {a.interval}s to {s.samples_topic} as run {a.run_id} (Ctrl+C stops)")
+        samples = host_samples(a.run_id, a.interval, a.duration, stop_on_signals(), host=a.host,
+                               disk_path=a.disk_path, fleet=fleet)
+        st = publish_live(s.kafka_config(), s.samples_topic, samples, a.record, echo=lambda x: console.print(
+            f"{x.ts:%H:%M:%S} {x.host} cpu {x.cpu_pct:5.1f} mem {x.mem_pct:5.1f} disk {x.disk_pct:5.1f}"))
         console.print(f"sent {st.sent}, delivered {st.delivered}, failed {st.failed} {dict(st.errors)}")
         return 0 if st.failed == 0 else 1
 
