@@ -9,7 +9,6 @@ from a Kafka topic (``kafka:TOPIC``).
 from __future__ import annotations
 
 import bisect
-import csv
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from perfwatch.csvtable import Row, csv_table
 from perfwatch.errors import ContractError
 from perfwatch.sample import Sample, decode_sample, validate_obj
 from perfwatch.seedtext import parse_line
@@ -86,42 +86,9 @@ def read_jsonl(path: Path) -> Iterator[Item]:
             yield Rejected(f"{path}:{n}", exc.reason, exc.message)
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str | None, str | None] | None]]:
-    """Rows as dicts (DictReader's rules) with the line each record starts on, streamed; a quoted
-    field may span lines. None for a row that holds an oversized line."""
-    lines = _physical_lines(path)
-    too_long: list[int] = []
-    count = 0
-
-    def feed() -> Iterator[str]:
-        nonlocal count
-        for line in lines:
-            count += 1
-            if line is None:
-                too_long.append(count)
-                line = ""
-            yield line + "\n"
-
-    reader = csv.reader(feed())
-    header: list[str] | None = None
-    start = 1
-    for row in reader:
-        n, start = start, reader.line_num + 1
-        if too_long and too_long[-1] >= n:
-            too_long.clear()
-            yield n, None
-            continue
-        if not any(cell.strip() for cell in row):
-            continue
-        if header is None:
-            header = [h.strip() for h in row]
-            continue
-        record: dict[str | None, str | None] = dict(zip(header, row, strict=False))
-        if len(row) > len(header):
-            record[None] = ",".join(row[len(header):])
-        for k in header[len(row):]:
-            record[k] = None
-        yield n, record
+def _csv_rows(path: Path) -> Iterator[tuple[int, Row | None]]:
+    """Rows with the line each record starts on, streamed (None: a row holding an oversized line)."""
+    return csv_table(_physical_lines(path))[1]
 
 
 def read_csv(path: Path) -> Iterator[Item]:
