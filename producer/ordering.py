@@ -25,7 +25,8 @@ from typing import IO
 from perfwatch.sample import Sample
 from producer.recordings import Item, Rejected
 
-CHUNK = 20_000  # samples held at once while reading (~1-2 KB each as Python objects)
+CHUNK = 20_000  # samples held at once while reading (~1-2 KB each as Python objects) …
+CHUNK_BYTES = 64 << 20  # … or fewer when their tags are long (estimated size of the held objects)
 MAX_RUNS = 128  # spilled runs merged at once; more are first merged into one
 KEEP_REJECTED = 1000
 _NO_TIME = datetime.min.replace(tzinfo=UTC)
@@ -49,6 +50,11 @@ def _read_run(path: Path) -> Iterator[Keyed]:
                 return
 
 
+def _size(sample: Sample) -> int:
+    """Rough bytes a Sample holds in memory: the fixed part, and its tags' strings with their overhead."""
+    return 1500 + sum(len(k) + len(v) + 120 for k, v in sample.tags.items())
+
+
 def _key(entry: Keyed) -> tuple[datetime, int]:
     return entry[0], entry[1]
 
@@ -65,6 +71,7 @@ class Recording:
         self._files = 0
         self._memory: list[Keyed] = []
         buf: list[Keyed] = []
+        held = 0
         for item in items:
             if isinstance(item, Rejected):
                 self.reasons[item.reason] += 1
@@ -73,9 +80,10 @@ class Recording:
                 continue
             buf.append((item.ts or _NO_TIME, self.n_samples, item))
             self.n_samples += 1
-            if len(buf) >= chunk:
+            held += _size(item)
+            if len(buf) >= chunk or held >= CHUNK_BYTES:
                 self._spill(buf)
-                buf = []
+                buf, held = [], 0
         buf.sort(key=_key)
         if self._runs:
             self._spill(buf)
