@@ -82,7 +82,7 @@ def run_demo(workdir: Path, speed: float = 10.0, train_steps: int = 400, keep_br
         console.rule(f"5/6 replay the real Locust run (joined with host metrics) at ×{speed:g} as {run_id}")
         items = read_source(str(recording), host_metrics=host_metrics, run_id=run_id)
         summary = replay(items, Publisher(conf, s.samples_topic), speed=speed, new_run_id=run_id)
-        console.print(f"replayed {summary.sent} samples in {summary.seconds:.1f}s, rejected {len(summary.rejected)}")
+        console.print(f"replayed {summary.sent} samples in {summary.seconds:.1f}s, rejected {summary.rejected_count}")
         deadline = time.monotonic() + 60
         while proc.stats.consumed < summary.sent and time.monotonic() < deadline:
             time.sleep(0.2)

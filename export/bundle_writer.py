@@ -6,31 +6,42 @@ import json
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
 from perfwatch.bundle import MODEL_FILES, TOKENIZER, Manifest, write_manifest
+from perfwatch.checkpoint_meta import CheckpointMeta, CheckpointMetaError, read_checkpoint_meta
 from perfwatch.console import console
-from perfwatch.errors import PerfwatchError
+from perfwatch.export.bundle_install import ExportError, check_out, staging_dir, swap_into_place
 
-
-class ExportError(PerfwatchError, RuntimeError):
-    pass
+__all__ = ["ExportError", "export_bundle"]
 
 
 def export_bundle(checkpoint: Path, out: Path, precisions: tuple[str, ...] = ("fp32", "int8"),
                   min_int8_agreement: float = 0.995, parity_samples: int = 2000) -> Manifest:
+    """Build the bundle beside ``out`` and swap it in atomically; ``out`` may only be absent, empty or
+    a bundle (anything else is refused before any work), and nothing else is ever deleted."""
+    checkpoint, out = Path(checkpoint), Path(out)
+    if not (checkpoint / "config.json").is_file():
+        raise ExportError(f"{checkpoint}: not a checkpoint (no config.json); run `perfwatch train` first")
+    check_out(out)
+    try:
+        meta = read_checkpoint_meta(checkpoint)
+    except CheckpointMetaError as exc:
+        raise ExportError(str(exc)) from None
+    tmp = staging_dir(out)
+    try:
+        final = _build(checkpoint, tmp, meta, precisions, min_int8_agreement, parity_samples)
+        swap_into_place(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the partial new bundle, or the old one after the swap
+    return final
+
+
+def _build(checkpoint: Path, tmp: Path, meta: CheckpointMeta, precisions: tuple[str, ...],
+           min_int8_agreement: float, parity_samples: int) -> Manifest:
     from perfwatch.export.onnx_export import export_fp32, quantize_int8
     from perfwatch.export.parity import ParityError, check, heldout_texts
 
-    checkpoint, out = Path(checkpoint), Path(out)
-    meta_path = checkpoint / "perfwatch_meta.json"
-    if not (checkpoint / "config.json").is_file():
-        raise ExportError(f"{checkpoint}: not a checkpoint (no config.json); run `perfwatch train` first")
-    meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     config = json.loads((checkpoint / "config.json").read_text())
-    labels = meta.get("labels") or [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     work = tmp / "_onnx"
     t0 = time.monotonic()
     console.print(f"exporting {checkpoint} to ONNX with Optimum …")
@@ -45,11 +56,11 @@ def export_bundle(checkpoint: Path, out: Path, precisions: tuple[str, ...] = ("f
     if "fp32" not in precisions:
         (tmp / MODEL_FILES["fp32"]).unlink()
     manifest = Manifest(
-        bundle_id=f"perfwatch-{meta.get('data_hash', 'unknown')[:8]}-{int(time.time())}",
-        labels=labels, max_tokens=int(meta.get("max_tokens", 32)), pad_token_id=int(config["pad_token_id"]),
-        template_version=meta.get("template_version", "v1"), base_model=meta.get("base_model", "unknown"),
-        shape={k: v for k, v in meta.get("shape", {}).items() if isinstance(v, int)},
-        data_hash=meta.get("data_hash", "unknown"), metrics=meta.get("metrics", {}),
+        bundle_id=f"perfwatch-{meta.data_hash[:8]}-{int(time.time())}",
+        labels=meta.labels, max_tokens=meta.max_tokens, pad_token_id=int(config["pad_token_id"]),
+        template_version=meta.template_version, base_model=meta.base_model,
+        shape={k: v for k, v in meta.shape.items() if isinstance(v, int)},
+        data_hash=meta.data_hash, metrics=meta.metrics,
     )
     write_manifest(tmp, manifest)  # hashes first, so the parity check loads the bundle the consumer will
     texts = heldout_texts(checkpoint, parity_samples)
@@ -63,8 +74,4 @@ def export_bundle(checkpoint: Path, out: Path, precisions: tuple[str, ...] = ("f
     if "int8" in sizes and "fp32" in sizes:
         parity["int8_size_ratio"] = sizes["int8"] / sizes["fp32"]
     parity["export_seconds"] = round(time.monotonic() - t0, 1)
-    final = write_manifest(tmp, manifest.model_copy(update={"parity": parity}))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.replace(out)
-    return final
+    return write_manifest(tmp, manifest.model_copy(update={"parity": parity}))

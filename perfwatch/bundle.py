@@ -2,7 +2,10 @@
 
 ``model.onnx`` and/or ``model.int8.onnx``, ``tokenizer.json`` and ``manifest.json`` (labels, max
 tokens, template version, base model, data hash, metrics, and the sha256 of every other file).
-Loading verifies every hash first and refuses a bundle that does not match.
+Loading verifies every hash first and refuses a bundle that does not match. The manifest carries
+``manifest_sha256``, the sha256 of its own canonical JSON without that field, so a hand-edited
+manifest (swapped labels, another pad id) is refused as well; so is a bundle made for a format or a
+text template this runtime does not know.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from perfwatch.errors import BundleError
+from perfwatch.template import KNOWN_TEMPLATE_VERSIONS
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2  # 2: manifest_sha256 covers the manifest itself
 MANIFEST: Final = "manifest.json"
 TOKENIZER: Final = "tokenizer.json"
 MODEL_FILES: Final[dict[str, str]] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -40,6 +44,7 @@ class Manifest(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     parity: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict, description="file name -> sha256")
+    manifest_sha256: str = Field(default="", description="sha256 of this manifest's canonical JSON without it")
 
     def model_path(self, bundle_dir: Path, precision: Precision) -> Path:
         name = MODEL_FILES[precision]
@@ -62,16 +67,36 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _canonical_sha256(obj: dict[str, Any]) -> str:
+    """Key order and whitespace do not count; every value does."""
+    body = {k: v for k, v in obj.items() if k != "manifest_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def write_manifest(bundle_dir: Path, manifest: Manifest) -> Manifest:
     """Hash every bundle file present and write manifest.json last (its presence marks a full bundle)."""
     names = [n for n in (*MODEL_FILES.values(), TOKENIZER) if (bundle_dir / n).exists()]
     if TOKENIZER not in names or not any(n in names for n in MODEL_FILES.values()):
         raise BundleError(f"bundle {bundle_dir} needs {TOKENIZER} and at least one model file")
     manifest = manifest.model_copy(update={"files": {n: file_sha256(bundle_dir / n) for n in names}})
+    obj = json.loads(manifest.model_dump_json())
+    manifest = manifest.model_copy(update={"manifest_sha256": _canonical_sha256(obj)})
     tmp = bundle_dir / (MANIFEST + ".tmp")
     tmp.write_text(manifest.model_dump_json(indent=2))
     tmp.replace(bundle_dir / MANIFEST)
     return manifest
+
+
+def is_bundle_dir(path: Path) -> bool:
+    """A directory holding only bundle files and a manifest.json object: what export may replace."""
+    known = {*MODEL_FILES.values(), TOKENIZER, MANIFEST, MANIFEST + ".tmp"}
+    try:
+        names = {p.name for p in path.iterdir()}
+        obj = json.loads((path / MANIFEST).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return names <= known and isinstance(obj, dict) and {"bundle_id", "files"} <= obj.keys()
 
 
 def read_manifest(bundle_dir: Path) -> Manifest:
@@ -79,9 +104,23 @@ def read_manifest(bundle_dir: Path) -> Manifest:
     if not path.is_file():
         raise BundleError(f"no model bundle at {bundle_dir}: {MANIFEST} not found (run `perfwatch export`)")
     try:
-        return Manifest.model_validate_json(path.read_bytes())
-    except (ValidationError, json.JSONDecodeError) as exc:
+        obj = json.loads(path.read_bytes())
+        if not isinstance(obj, dict):
+            raise BundleError(f"{path}: not a valid manifest: not a JSON object")
+        version = obj.get("format_version")
+        if version != FORMAT_VERSION:
+            raise BundleError(f"{path}: bundle format {version!r}, this runtime reads format {FORMAT_VERSION} "
+                              "only; export the checkpoint again with this version (`perfwatch export`)")
+        if obj.get("manifest_sha256") != _canonical_sha256(obj):
+            raise BundleError(f"{path}: the manifest does not match its manifest_sha256; it was changed "
+                              "after export or is corrupt, refusing to load the bundle")
+        manifest = Manifest.model_validate(obj)
+    except (ValidationError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise BundleError(f"{path}: not a valid manifest: {exc}") from None
+    if manifest.template_version not in KNOWN_TEMPLATE_VERSIONS:
+        raise BundleError(f"{path}: bundle made for text template {manifest.template_version!r}, this runtime "
+                          f"renders {', '.join(sorted(KNOWN_TEMPLATE_VERSIONS))}; train and export it again")
+    return manifest
 
 
 def verify_bundle(bundle_dir: Path, only: Precision | None = None) -> Manifest:

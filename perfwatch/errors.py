@@ -15,6 +15,7 @@ Reason = Literal[
     "not_finite",
     "out_of_range",
     "gb_without_total",
+    "unit_missing",
     "unparseable_text",
     "unknown_label",
     "invalid",

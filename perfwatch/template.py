@@ -10,6 +10,8 @@ import math
 from typing import Final, Protocol
 
 TEMPLATE_VERSION: Final = "v1"
+# The versions render() can produce: a bundle made for any other is refused, never run silently.
+KNOWN_TEMPLATE_VERSIONS: Final = frozenset({TEMPLATE_VERSION})
 
 
 class HasMetrics(Protocol):

@@ -24,7 +24,9 @@ class Publisher:
         self.topic = topic
         self.stats = PublishStats()
         self.producer = Producer({**conf, "enable.idempotence": True, "acks": "all", "linger.ms": 10,
-                                  "compression.type": "lz4"})
+                                  "compression.type": "lz4",
+                                  # librdkafka's default queue holds up to 1 GB: a fast replay would fill it
+                                  "queue.buffering.max.kbytes": 65536})
 
     def _on_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is None:

@@ -9,13 +9,13 @@ from a Kafka topic (``kafka:TOPIC``).
 from __future__ import annotations
 
 import bisect
-import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from perfwatch.csvtable import Row, csv_table
 from perfwatch.decoding import decode_sample
 from perfwatch.errors import ContractError, InputError
 from perfwatch.producer.fromtopic import read_topic_run
@@ -40,34 +40,62 @@ class Rejected:
 Item = Sample | Rejected
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Non-empty lines with their 1-based line numbers; tolerates \\r\\r\\n endings (Locust on Windows)."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    for i, line in enumerate(text.split("\n"), start=1):
-        line = line.strip("\r").strip()
-        if line:
+MAX_LINE_BYTES = 1 << 20  # a longer physical line is rejected (``oversized``) without being held whole
+
+
+def _physical_lines(path: Path) -> Iterator[str | None]:
+    """Every physical line (split on \\n only, so numbers match an editor's), streamed; a UTF-8
+    byte-order mark is dropped and \\r\\r\\n endings (Locust on Windows) tolerated. A line over
+    MAX_LINE_BYTES is None: it is skipped in bounded memory and reported by the caller."""
+    with path.open("rb") as f:
+        first = True
+        while raw := f.readline(MAX_LINE_BYTES + 1):
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while (rest := f.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                first = False
+                yield None
+                continue
+            text = raw.decode("utf-8", errors="replace").rstrip("\n").rstrip("\r")
+            if first:
+                text, first = text.removeprefix("\ufeff"), False
+            yield text
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str | None]]:
+    """Non-empty lines with their 1-based line numbers (None for an oversized line)."""
+    for i, line in enumerate(_physical_lines(path), start=1):
+        if line is None:
+            yield i, None
+        elif line := line.strip():
             yield i, line
+
+
+def _oversized(path: Path, n: int) -> Rejected:
+    return Rejected(f"{path}:{n}", "oversized", f"a line over {MAX_LINE_BYTES} bytes")
 
 
 def read_jsonl(path: Path) -> Iterator[Item]:
     for n, line in _lines(path):
+        if line is None:
+            yield _oversized(path, n)
+            continue
         try:
             yield decode_sample(line.encode(), max_bytes=1 << 20)
         except ContractError as exc:
             yield Rejected(f"{path}:{n}", exc.reason, exc.message)
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
-    numbered = list(_lines(path))
-    if not numbered:
-        return
-    reader = csv.DictReader([line for _, line in numbered])
-    for (n, _), row in zip(numbered[1:], reader, strict=False):
-        yield n, row
+def _csv_rows(path: Path) -> Iterator[tuple[int, Row | None]]:
+    """Rows with the line each record starts on, streamed (None: a row holding an oversized line)."""
+    return csv_table(_physical_lines(path))[1]
 
 
 def read_csv(path: Path) -> Iterator[Item]:
     for n, row in _csv_rows(path):
+        if row is None:
+            yield _oversized(path, n)
+            continue
         obj: dict[str, Any] = {}
         for k, v in row.items():
             if k is None or v in (None, "", "N/A"):
@@ -89,6 +117,9 @@ def read_text_lines(path: Path, mem_total_gb: float | None, run_id: str, host: s
                     interval_s: float = 1.0, start: datetime = DEFAULT_START) -> Iterator[Item]:
     """Seed-style lines carry no time: they are spaced ``interval_s`` apart."""
     for i, (n, line) in enumerate(_lines(path)):
+        if line is None:
+            yield _oversized(path, n)
+            continue
         try:
             s = parse_line(line, mem_total_gb=mem_total_gb, run_id=run_id, host=host).sample
             yield s.model_copy(update={"ts": start + timedelta(seconds=i * interval_s)})
@@ -97,7 +128,7 @@ def read_text_lines(path: Path, mem_total_gb: float | None, run_id: str, host: s
 
 
 def is_locust(path: Path) -> bool:
-    first = next(_lines(path), (0, ""))[1]
+    first = next(_lines(path), (0, ""))[1] or ""
     return "Requests/s" in first and "Timestamp" in first
 
 
@@ -122,10 +153,13 @@ def read_locust(path: Path, host_metrics: list[Sample] | None, run_id: str | Non
         by_host[h] = [by_host[h][i] for i in order]
         times[h] = [times[h][i] for i in order]
     for n, row in _csv_rows(path):
+        if row is None:
+            yield _oversized(path, n)
+            continue
         if row.get("Name") not in (None, "Aggregated"):
             continue  # per-endpoint rows; the aggregate is the run's load
         try:
-            t = int(float(row["Timestamp"]))
+            t = int(float(row["Timestamp"] or ""))
             rps = _float(row.get("Requests/s")) or 0.0
             failures = _float(row.get("Failures/s")) or 0.0
             p95 = _float(row.get("95%"))
@@ -164,7 +198,9 @@ def load_samples(path: Path) -> list[Sample]:
 def read_source(source: str, *, host_metrics: Path | None = None, run_id: str | None = None,
                 mem_total_gb: float | None = None, conf: dict[str, Any] | None = None,
                 from_run: str | None = None, start: datetime | None = None, end: datetime | None = None,
-                interval_s: float = 1.0) -> list[Item]:
+                interval_s: float = 1.0) -> Iterable[Item]:
+    """A file source is a lazy stream of items, in file order (replay puts them in time order, see
+    producer/ordering.py); nothing holds the whole file."""
     if source.startswith("kafka:"):
         if not from_run:
             raise InputError("replaying from a topic needs --from-run RUN_ID")
@@ -175,11 +211,11 @@ def read_source(source: str, *, host_metrics: Path | None = None, run_id: str | 
         raise InputError(f"{path}: no such recording")
     suffix = path.suffix.lower()
     if suffix == ".csv" and is_locust(path):
-        return list(read_locust(path, load_samples(host_metrics) if host_metrics else None, run_id))
+        return read_locust(path, load_samples(host_metrics) if host_metrics else None, run_id)
     if suffix == ".csv":
-        return list(read_csv(path))
+        return read_csv(path)
     if suffix in (".jsonl", ".json", ".ndjson"):
-        return list(read_jsonl(path))
-    return list(read_text_lines(path, mem_total_gb, run_id or path.stem, "replay", interval_s))
+        return read_jsonl(path)
+    return read_text_lines(path, mem_total_gb, run_id or path.stem, "replay", interval_s)
 
 

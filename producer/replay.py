@@ -4,41 +4,50 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from perfwatch.console import console
+from perfwatch.producer.ordering import Recording
 from perfwatch.producer.publisher import Publisher
 from perfwatch.producer.recordings import Item, Rejected
-from perfwatch.sample import Sample
 
 
 @dataclass
 class ReplaySummary:
     sent: int = 0
-    rejected: list[Rejected] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)  # the first ones, to show
+    reasons: Counter[str] = field(default_factory=Counter)  # every rejected line, by reason
     delivered: int = 0
     failed: int = 0
     seconds: float = 0.0
 
     @property
-    def reasons(self) -> Counter[str]:
-        return Counter(r.reason for r in self.rejected)
+    def rejected_count(self) -> int:
+        return sum(self.reasons.values())
 
 
-def replay(items: Sequence[Item], publisher: Publisher, *, speed: float | None = 1.0, new_run_id: str | None = None,
+def replay(items: Iterable[Item], publisher: Publisher, *, speed: float | None = 1.0, new_run_id: str | None = None,
            show_progress: bool = True) -> ReplaySummary:
-    """``speed`` None = as fast as possible; otherwise sample i goes out at (ts_i - ts_0) / speed."""
-    summary = ReplaySummary(rejected=[i for i in items if isinstance(i, Rejected)])
-    samples = [i for i in items if isinstance(i, Sample)]
+    """Samples go out in time order (equal times in recorded order); ``speed`` None = as fast as
+    possible, otherwise sample i goes out at (ts_i - ts_earliest) / speed."""
+    with items if isinstance(items, Recording) else Recording(items) as recording:
+        return _replay(recording, publisher, speed, new_run_id, show_progress)
+
+
+def _replay(recording: Recording, publisher: Publisher, speed: float | None, new_run_id: str | None,
+            show_progress: bool) -> ReplaySummary:
+    summary = ReplaySummary(rejected=list(recording.rejected), reasons=Counter(recording.reasons))
     t0 = time.monotonic()
-    ts0 = samples[0].ts if samples else None
+    ts0: datetime | None = None
     columns = (TextColumn("[bold]replay"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=not show_progress) as bar:
-        task = bar.add_task("replay", total=len(samples))
-        for s in samples:
+        task = bar.add_task("replay", total=recording.n_samples)
+        for s in recording.samples():
+            ts0 = ts0 or s.ts
             if speed and ts0 is not None and s.ts is not None:
                 due = (s.ts - ts0).total_seconds() / speed
                 delay = t0 + due - time.monotonic()

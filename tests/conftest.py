@@ -13,8 +13,6 @@ pytest_plugins = ["tests.kafka_fixtures", "tests.live_helpers"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
-
-
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The real recordings vendored in examples/ (each folder has its LICENSE and NOTICE)."""
@@ -23,10 +21,18 @@ def real_data() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny-shape model trained from scratch by the real training code (shared by the suites)."""
+    """A tiny-shape model trained from scratch by the real training code (shared by the suites).
+
+    PERFWATCH_TEST_CHECKPOINT=DIR reuses a checkpoint an earlier run trained (a copy, so tests may not
+    change it): training takes minutes on a busy machine."""
+    import os
+    import shutil
+
     from perfwatch.training.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("tiny-train")
+    if os.environ.get("PERFWATCH_TEST_CHECKPOINT"):
+        return Path(shutil.copytree(os.environ["PERFWATCH_TEST_CHECKPOINT"], out / "model"))
     train(TrainConfig(out=out, from_scratch="tiny", synthetic_runs=150, seed_lines=1500, max_steps=600,
                       eval_every=50, patience=4))
     return out / "model"

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from perfwatch.csvtable import csv_table
 from perfwatch.errors import ContractError, PerfwatchError
 from perfwatch.labels import LABELS, label_for, near_boundary
 from perfwatch.sample import validate_obj
@@ -144,16 +144,16 @@ def load_labelled(path: Path, labels: Sequence[str] | None = LABELS,
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8", errors="strict")
+    text = path.read_text(encoding="utf-8", errors="strict").removeprefix("\ufeff")  # spreadsheets' BOM
     if not text.strip():
         raise DataError(f"{path}: empty file, no training examples")
     suffix = path.suffix.lower()
     rows: Iterable[tuple[int, dict[str, object]]]
     if suffix == ".csv":
-        reader = csv.DictReader(line for line in text.splitlines() if line.strip())
-        if reader.fieldnames is None or "label" not in reader.fieldnames:
-            raise DataError(f"{path}:1: CSV needs a 'label' column (has {reader.fieldnames})")
-        rows = ((i + 2, dict(r)) for i, r in enumerate(reader))
+        header, table = csv_table(line.rstrip("\r") for line in text.split("\n"))
+        if "label" not in header:
+            raise DataError(f"{path}:1: CSV needs a 'label' column (has {header})")
+        rows = ((n, {str(k): v for k, v in r.items()}) for n, r in table if r is not None)
     elif suffix in (".jsonl", ".json"):
         parsed_rows = []
         for i, line in enumerate(text.splitlines()):

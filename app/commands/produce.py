@@ -55,11 +55,11 @@ def _print_summary(summary, on_error: str) -> None:  # type: ignore[no-untyped-d
 
     for r in summary.rejected[:20]:
         console.print(f"[yellow]rejected[/] {escape(str(r))}")
-    if len(summary.rejected) > 20:
-        console.print(f"… and {len(summary.rejected) - 20} more")
+    if summary.rejected_count > 20:
+        console.print(f"… and {summary.rejected_count - 20} more")
     reasons = ", ".join(f"{k} {n}" for k, n in summary.reasons.most_common()) or "none"
     console.print(f"sent {summary.sent} (delivered {summary.delivered}, failed {summary.failed}) in "
-                  f"{summary.seconds:.1f}s; rejected {len(summary.rejected)} ({reasons})")
+                  f"{summary.seconds:.1f}s; rejected {summary.rejected_count} ({reasons})")
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:
@@ -83,28 +83,29 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     def run(a: argparse.Namespace) -> int:
         from datetime import datetime
 
+        from perfwatch.producer.ordering import Recording
         from perfwatch.producer.publisher import Publisher
-        from perfwatch.producer.recordings import Rejected, read_source
+        from perfwatch.producer.recordings import read_source
         from perfwatch.producer.replay import replay
 
         s = connect(a)
-        items = read_source(a.source, host_metrics=a.host_metrics, run_id=a.run_id, mem_total_gb=a.mem_total_gb,
-                            conf=s.kafka_config(), from_run=a.from_run,
-                            start=datetime.fromisoformat(a.start) if a.start else None,
-                            end=datetime.fromisoformat(a.end) if a.end else None, interval_s=a.interval)
-        bad = [i for i in items if isinstance(i, Rejected)]
-        if bad and a.on_error == "fail":
+        recording = Recording(read_source(
+            a.source, host_metrics=a.host_metrics, run_id=a.run_id, mem_total_gb=a.mem_total_gb,
+            conf=s.kafka_config(), from_run=a.from_run, start=datetime.fromisoformat(a.start) if a.start else None,
+            end=datetime.fromisoformat(a.end) if a.end else None, interval_s=a.interval))
+        if recording.n_rejected and a.on_error == "fail":
             from rich.markup import escape
 
-            for r in bad[:20]:
+            for r in recording.rejected[:20]:
                 console.print(f"[red]bad line[/] {escape(str(r))}")
-            console.print(f"[bold red]error:[/] {len(bad)} bad record(s) in {a.source}; nothing sent (--on-error fail)")
+            console.print(f"[bold red]error:[/] {recording.n_rejected} bad record(s) in {a.source}; nothing sent "
+                          "(--on-error fail)")
             return 2
-        if len(items) == len(bad):
+        if recording.n_samples == 0:
             console.print(f"[bold red]error:[/] no valid samples in {a.source}")
             return 2
-        summary = replay(items, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed, new_run_id=a.run_id,
-                         show_progress=not a.no_progress)
+        summary = replay(recording, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed,
+                         new_run_id=a.run_id, show_progress=not a.no_progress)
         _print_summary(summary, a.on_error)
         return 0 if summary.failed == 0 else 1
 

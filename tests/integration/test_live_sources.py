@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from perfwatch.consumer.processor import StreamProcessor
+from perfwatch.decoding import decode_sample
 from perfwatch.kafkaio import read_topic
-from perfwatch.sample import Sample, decode_sample
+from perfwatch.sample import Sample
 from perfwatch.settings import ConsumerSettings, usable_cores
 from tests.kafka_fixtures import Broker
 from tests.live_helpers import CPU_BURNER, LOCUSTFILE, ROOT, Lines, Processes, free_port, project_env

@@ -93,7 +93,8 @@ def test_any_bytes_either_decode_or_raise_contract_error(blob: bytes) -> None:
         decode_sample(blob)
     except ContractError as exc:
         assert exc.reason in {"empty", "binary", "not_utf8", "bad_json", "unparseable_text", "wrong_type",
-                              "missing_field", "not_finite", "out_of_range", "gb_without_total"}
+                              "missing_field", "not_finite", "out_of_range", "gb_without_total",
+                              "unit_missing", "oversized"}
 
 
 def test_gb_memory_needs_a_total() -> None:
