@@ -8,8 +8,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from perfwatch.bundle import MODEL_FILES, TOKENIZER, Manifest, write_manifest
+from export.policy_gate import GateSettings
+from perfwatch.bundle import MODEL_FILES, TOKENIZER, Manifest, read_manifest, write_manifest
 from perfwatch.console import console
+from perfwatch.labels import LABELS
+
+DEFAULT_GATE = GateSettings()
 
 
 class ExportError(RuntimeError):
@@ -17,9 +21,14 @@ class ExportError(RuntimeError):
 
 
 def export_bundle(checkpoint: Path, out: Path, precisions: tuple[str, ...] = ("fp32", "int8"),
-                  min_int8_agreement: float = 0.995, parity_samples: int = 2000) -> Manifest:
+                  min_int8_agreement: float = 0.995, parity_samples: int = 2000,
+                  policy: GateSettings | None = DEFAULT_GATE) -> Manifest:
+    """Export, check parity with torch and (``policy``) check the bundle against the label policy; by
+    default a bundle that misses HighLoad is refused: nothing is left at ``out``, and the check's
+    outputs (every disagreeing input, a picture) are kept in ``OUT.policy-check/``."""
     from export.onnx_export import export_fp32, quantize_int8
     from export.parity import ParityError, check, heldout_texts
+    from export.policy_gate import CARD, CHECK_DIR, MissedHighLoad, gate
 
     checkpoint, out = Path(checkpoint), Path(out)
     meta_path = checkpoint / "perfwatch_meta.json"
@@ -40,6 +49,8 @@ def export_bundle(checkpoint: Path, out: Path, precisions: tuple[str, ...] = ("f
         quantize_int8(work, work)
         shutil.copy(work / MODEL_FILES["int8"], tmp / MODEL_FILES["int8"])
     shutil.copy(checkpoint / TOKENIZER, tmp / TOKENIZER)
+    if (checkpoint / "README.md").exists():  # the training card; the policy check adds its section
+        shutil.copy(checkpoint / "README.md", tmp / CARD)
     shutil.rmtree(work)
     if "fp32" not in precisions:
         (tmp / MODEL_FILES["fp32"]).unlink()
@@ -62,7 +73,17 @@ def export_bundle(checkpoint: Path, out: Path, precisions: tuple[str, ...] = ("f
     if "int8" in sizes and "fp32" in sizes:
         parity["int8_size_ratio"] = sizes["int8"] / sizes["fp32"]
     parity["export_seconds"] = round(time.monotonic() - t0, 1)
-    final = write_manifest(tmp, manifest.model_copy(update={"parity": parity}))
+    write_manifest(tmp, manifest.model_copy(update={"parity": parity}))
+    if policy is not None and set(labels) == set(LABELS):
+        kept = out.with_name(out.name + ".policy-check")
+        shutil.rmtree(kept, ignore_errors=True)
+        try:
+            gate(tmp, policy)
+        except MissedHighLoad as exc:
+            shutil.move(tmp / CHECK_DIR, kept)
+            shutil.rmtree(tmp)
+            raise ExportError(f"policy check failed, no bundle written: {exc} (see {kept})") from None
+    final = read_manifest(tmp)
     if out.exists():
         shutil.rmtree(out)
     tmp.replace(out)

@@ -20,13 +20,14 @@ from perfwatch.labels import (
     HIGH_PAIR_CPU,
     HIGH_PAIR_DISK,
     HIGH_PAIR_MEM,
+    LABELS,
     LOW,
     MEDIUM,
     MEDIUM_CPU,
     MEDIUM_DISK,
     MEDIUM_MEM,
     THRESHOLDS,
-    label_for,
+    policy_indices,
 )
 
 METRICS = ("cpu_pct", "mem_pct", "disk_pct")
@@ -95,8 +96,7 @@ def stratum_points(stratum: Stratum, n: int, rng: np.random.Generator,
         cols.append(rng.choice(np.arange(lo, hi + 1), size=4 * n, p=_weights(metric, lo, hi, boundary_weight)))
     pts = np.stack(cols, axis=1)
     if stratum.label:
-        keep = np.array([label_for(*p) == stratum.label for p in pts])
-        pts = pts[keep]
+        pts = pts[policy_indices(pts[:, 0], pts[:, 1], pts[:, 2]) == LABELS.index(stratum.label)]
     if len(pts) < n:  # cannot happen for the strata above (each keeps well over a quarter)
         raise ValueError(f"stratum {stratum.name!r}: only {len(pts)} of {n} points carry {stratum.label}")
     return pts[:n]

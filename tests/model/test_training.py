@@ -49,7 +49,7 @@ def _small_gpt2_checkpoint(path: Path) -> Path:
 def test_fine_tunes_from_a_local_base_checkpoint(tmp_path: Path) -> None:
     base = _small_gpt2_checkpoint(tmp_path / "gpt2-small-local")
     out = tmp_path / "ft"
-    res = _cli("train", "--base-model", str(base), "--out", str(out), "--synthetic-runs", "30", "--seed-lines", "200",
+    res = _cli("train", "--base-model", str(base), "--out", str(out), "--synthetic-runs", "30", "--seed-lines", "200", "--coverage", "500",
                "--max-steps", "40", "--eval-every", "20", "--lr", "1e-3")
     assert res.returncode == 0, res.stderr[-2000:]
     meta = json.loads((out / "model" / "perfwatch_meta.json").read_text())
@@ -61,7 +61,7 @@ def test_fine_tunes_from_a_local_base_checkpoint(tmp_path: Path) -> None:
 
 def test_hub_unreachable_names_both_ways_out(tmp_path: Path) -> None:
     res = _cli("train", "--base-model", "distilgpt2", "--out", str(tmp_path / "x"), "--synthetic-runs", "5",
-               "--seed-lines", "50", env={"HF_HUB_OFFLINE": "1"})
+               "--seed-lines", "50", "--coverage", "0", env={"HF_HUB_OFFLINE": "1"})
     assert res.returncode != 0
     assert "--from-scratch" in res.stderr and "--base-model" in res.stderr
     assert not (tmp_path / "x" / "model").exists()
@@ -80,7 +80,7 @@ def test_bad_training_input_fails_with_file_and_line(tmp_path: Path, name: str, 
     f.write_text(content)
     out = tmp_path / "out"
     res = _cli("train", "--from-scratch", "tiny", "--data", str(f), "--out", str(out), "--synthetic-runs", "0",
-               "--seed-lines", "0")
+               "--seed-lines", "0", "--coverage", "0")
     assert res.returncode == 2
     assert str(f) in res.stderr and expect in res.stderr
     assert not (out / "model").exists()
@@ -92,7 +92,7 @@ def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
     lines = [f"CPU Load: {c}%, Memory: 10%, Disk: 10% -> Label: {'Hot' if c >= 50 else 'Cold'}" for c in range(100)]
     f = tmp_path / "mine.txt"
     f.write_text("\n".join(lines * 6))
-    cfg = TrainConfig(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, user_files=[f],
+    cfg = TrainConfig(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0, user_files=[f],
                       labels=None, max_steps=40, eval_every=20, patience=100)
     first = train(cfg)
     assert first["labels"] == ["Cold", "Hot"]
