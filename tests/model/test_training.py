@@ -24,6 +24,9 @@ def test_tiny_shape_reaches_095_macro_f1(tiny_checkpoint: Path) -> None:
     assert slices["test"]["macro_f1"] >= 0.95
     assert slices["boundary"]["n"] > 0 and slices["seed_text"]["n"] > 0
     assert meta["metrics"]["tokens_per_sample"]["max"] <= 8  # the template stays short
+    # No test text occurs in training, and the lookup baseline is reported beside the model.
+    assert meta["metrics"]["texts_shared_with_train"] == {"val": 0, "test": 0}
+    assert 0 < slices["boundary"]["lookup_baseline"]["macro_f1"] <= 1
     out = tiny_checkpoint.parent
     for png in ("training_curves.png", "resources.png", "confusion_matrix.png"):
         assert (out / "plots" / png).stat().st_size > 5_000
@@ -49,7 +52,8 @@ def _small_gpt2_checkpoint(path: Path) -> Path:
 def test_fine_tunes_from_a_local_base_checkpoint(tmp_path: Path) -> None:
     base = _small_gpt2_checkpoint(tmp_path / "gpt2-small-local")
     out = tmp_path / "ft"
-    res = _cli("train", "--base-model", str(base), "--out", str(out), "--synthetic-runs", "30", "--seed-lines", "200", "--coverage", "500",
+    res = _cli("train", "--base-model", str(base), "--out", str(out), "--synthetic-runs", "30", "--seed-lines", "200",
+               "--coverage", "500",
                "--max-steps", "40", "--eval-every", "20", "--lr", "1e-3")
     assert res.returncode == 0, res.stderr[-2000:]
     meta = json.loads((out / "model" / "perfwatch_meta.json").read_text())
@@ -92,8 +96,8 @@ def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
     lines = [f"CPU Load: {c}%, Memory: 10%, Disk: 10% -> Label: {'Hot' if c >= 50 else 'Cold'}" for c in range(100)]
     f = tmp_path / "mine.txt"
     f.write_text("\n".join(lines * 6))
-    cfg = TrainConfig(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0, user_files=[f],
-                      labels=None, max_steps=40, eval_every=20, patience=100)
+    cfg = TrainConfig(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
+                      user_files=[f], labels=None, max_steps=40, eval_every=20, patience=100)
     first = train(cfg)
     assert first["labels"] == ["Cold", "Hot"]
     assert first["metrics"]["steps"] == 40
