@@ -25,6 +25,7 @@ from export.evaluate import (
     gate_points,
     measure_rate,
     precisions_of,
+    uniform_points,
     write_outputs,
 )
 from perfwatch.bundle import Precision, read_manifest, write_manifest
@@ -49,16 +50,17 @@ class MissedHighLoad(RuntimeError):
 
 def check_bundle(bundle: Path, precision: Precision, exhaustive: bool, uniform_sample: int = 20_000,
                  seed: int = 0, extra: np.ndarray | None = None) -> PolicyCheck:
-    """The whole cube (exhaustive) or the HighLoad decision surface ±3 plus a uniform sample (plus
-    ``extra`` inputs); written into the bundle: ``policy-check/`` (summary, every disagreeing input,
-    picture), the manifest's ``metrics.policy_check`` and the model card."""
+    """The whole cube (exhaustive); else the HighLoad decision surface ±3 plus a uniform sample, or, when
+    ``extra`` inputs are given (another precision's disagreements), those plus the uniform sample.
+    Written into the bundle: ``policy-check/`` (summary, every disagreeing input, picture), the
+    manifest's ``metrics.policy_check`` and the model card."""
     if exhaustive:
         check = evaluate_points(bundle, cube_points(), precision, "cube")
+    elif extra is not None:
+        pts = np.unique(np.concatenate([uniform_points(uniform_sample, seed), extra.astype(np.int16)]), axis=0)
+        check = evaluate_points(bundle, pts, precision, "disagreements+uniform")
     else:
-        pts = gate_points(uniform_sample, seed)
-        if extra is not None and len(extra):
-            pts = np.unique(np.concatenate([pts, extra.astype(pts.dtype)]), axis=0)
-        check = evaluate_points(bundle, pts, precision, "surface+uniform")
+        check = evaluate_points(bundle, gate_points(uniform_sample, seed), precision, "surface+uniform")
     record(bundle, check)
     return check
 
@@ -85,7 +87,7 @@ def record(bundle: Path, check: PolicyCheck) -> None:
 
 def gate(bundle: Path, settings: GateSettings = GateSettings()) -> dict[str, PolicyCheck]:
     """Check the bundle's first precision (int8, what the consumer runs by default) on the chosen scope,
-    and any other (fp32) on the HighLoad surface and sample plus the first one's disagreements; raise
+    and any other (fp32: twice as slow) on the first one's disagreements plus the uniform sample; raise
     MissedHighLoad (listing the inputs) unless allowed."""
     first, *rest = precisions_of(bundle)
     exhaustive = settings.scope == "cube"
