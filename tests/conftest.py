@@ -33,16 +33,18 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-train")
     if os.environ.get("PERFWATCH_TEST_CHECKPOINT"):
         return Path(shutil.copytree(os.environ["PERFWATCH_TEST_CHECKPOINT"], out / "model"))
-    train(TrainConfig(out=out, from_scratch="tiny", synthetic_runs=150, seed_lines=1500, max_steps=600,
-                      eval_every=50, patience=4))
+    train(TrainConfig(out=out, from_scratch="tiny", synthetic_runs=150, seed_lines=1500, coverage=30_000,
+                      max_steps=600, eval_every=50, patience=4))
     return out / "model"
 
 
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real bundle (fp32 + int8) made from the tiny checkpoint by the real export code."""
+    """A real bundle (fp32 + int8) made from the tiny checkpoint by the real export code, its int8 model
+    checked against the label policy on all 1,030,301 inputs (export refuses it if it misses HighLoad)."""
     from perfwatch.export.bundle_writer import export_bundle
+    from perfwatch.export.policy_gate import GateSettings
 
     out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
-    export_bundle(tiny_checkpoint, out, parity_samples=600)
+    export_bundle(tiny_checkpoint, out, parity_samples=600, policy=GateSettings(scope="cube"))
     return out

@@ -8,9 +8,16 @@ from typing import Any
 
 def write_card(path: Path, meta: dict[str, Any]) -> None:
     m = meta["metrics"]
+    def lookup(r: dict[str, Any]) -> str:
+        b = r.get("lookup_baseline")
+        return f"{b['macro_f1']:.4f}" if b else "–"
+
     rows = "\n".join(
-        f"| {name} | {r['n']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} |" for name, r in m["slices"].items()
+        f"| {name} | {r['n']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | {lookup(r)} |"
+        for name, r in m["slices"].items()
     )
+    shared = m.get("texts_shared_with_train", {})
+    dropped = m.get("dropped_shared_text", {})
     per_class = "\n".join(
         f"| {lab} | {v['precision']:.4f} | {v['recall']:.4f} | {v['support']} |"
         for lab, v in m["slices"]["test"]["per_class"].items()
@@ -19,6 +26,8 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
     how = (f"perfwatch train --from-scratch {cfg['from_scratch']}" if cfg["from_scratch"]
            else f"perfwatch train --base-model {cfg['base_model']}")
     how += f" --seed {cfg['seed']} --max-steps {cfg['max_steps']}"
+    if cfg.get("coverage") is not None:
+        how += f" --coverage {cfg['coverage']}"
     if cfg.get("max_minutes"):
         how += f" --max-minutes {cfg['max_minutes']:g}"
     shape = meta["shape"]
@@ -38,9 +47,15 @@ Labels a performance-test sample as {', '.join(meta['labels'])}.
 
 ## Evaluation
 
-| slice | n | accuracy | macro-F1 |
-| --- | --- | --- | --- |
+| slice | n | accuracy | macro-F1 | lookup baseline macro-F1 |
+| --- | --- | --- | --- | --- |
 {rows}
+
+Test texts that also occur in training: **{shared.get('test', 'n/a')}** (validation: {shared.get('val', 'n/a')});
+evaluation examples whose text occurred in training were dropped ({dropped.get('test', 0)} test,
+{dropped.get('val', 0)} validation), so every number above is on inputs the model never saw. The
+lookup baseline labels each test input like its nearest training input (no learning at all): the gap
+between it and the model is what the model learned beyond remembering its neighbours.
 
 Test split per class:
 
@@ -50,6 +65,11 @@ Test split per class:
 
 `boundary`: some metric within ±3 of a policy threshold. `seed_text`: examples that came from
 seed-style text lines (`CPU Load: 90%, Memory: 95%, Disk: 95%`, memory sometimes in GB).
+`coverage`: examples drawn over the policy's regions (each metric ≥ 90 alone, each two-of pair with the
+third metric low / medium / high, each MediumLoad cause alone, LowLoad, uniform), weighted near thresholds.
+
+The bundle's copy of this card (`model_card.md` in the bundle) adds the check against the label policy
+over the inputs the model can see (`perfwatch evaluate BUNDLE --exhaustive`).
 
 ## Reproduce
 

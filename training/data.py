@@ -6,7 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from perfwatch.synthetic import generate_runs
 from perfwatch.template import TEMPLATE_VERSION, sample_text
 
 SPLITS = ("train", "val", "test")
+COVERAGE = 30_000  # examples drawn over the policy's regions (training/coverage.py)
 
 
 class DataError(PerfwatchError, ValueError):
@@ -31,7 +33,7 @@ class Example:
     text: str
     label: str
     run_id: str
-    source: str  # synthetic | seed | user
+    source: str  # synthetic | coverage | seed | user
     boundary: bool
     metrics: tuple[float, float, float]
 
@@ -40,6 +42,13 @@ class Example:
 class Dataset:
     labels: tuple[str, ...]
     splits: dict[str, list[Example]]
+    # Evaluation examples dropped because their model input text also occurs in training, per split.
+    dropped_shared_text: dict[str, int] = field(default_factory=dict)
+
+    def shared_texts(self, split: str) -> int:
+        """How many of the split's examples have a text that occurs in training (0 by construction)."""
+        train = {e.text for e in self.splits["train"]}
+        return sum(e.text in train for e in self.splits[split])
 
     @property
     def hash(self) -> str:
@@ -78,30 +87,59 @@ def synthetic_examples(n_runs: int, seed: int, samples_per_host: int = 60, hosts
     ]
 
 
+def _seed_line(rng: np.random.Generator, cpu: int, mem: int, disk: int) -> str:
+    """One of the forms users paste: percent memory (whole or decimal), or free memory in GB of a
+    total ("2GB/16GB", "2GB of 16GB"); "CPU Load"/"cpu", "Disk"/"disk usage"."""
+    form = rng.random()
+    cpu_name, disk_name = ("CPU Load", "Disk") if rng.random() < 0.7 else ("cpu", "disk usage")
+    if form < 0.3:  # memory in GB: free memory of a total
+        total = int(rng.choice([4, 8, 16, 32, 64, 128]))
+        free = round(total * (100 - mem - rng.random()) / 100, 2)
+        free = min(max(free, 0.0), float(total))
+        sep = "/" if rng.random() < 0.6 else " of "
+        return f"{cpu_name}: {cpu}%, Memory: {free:g}GB{sep}{total}GB, {disk_name}: {disk}%"
+    if form < 0.5:  # decimal percents
+        c, m, d = (min(100.0, round(v + rng.random(), 1)) for v in (cpu, mem, disk))
+        return f"{cpu_name}: {c:g}%, Memory: {m:g}%, {disk_name}: {d:g}%"
+    if cpu_name == "cpu":
+        return f"cpu: {cpu}%, mem: {mem}%, disk usage: {disk}%"
+    return format_line(cpu, mem, disk)
+
+
 def seed_text_lines(n: int, seed: int) -> list[str]:
-    """Seed-style lines like the ones users paste: whole percents, sometimes memory in GB."""
+    """Seed-style lines like the ones users paste, in all their forms, labelled by the policy.
+
+    The label is the policy's verdict on the line as parsed (the very sample the model sees)."""
+    from perfwatch.labels import THRESHOLDS
+
     rng = np.random.default_rng(seed)
     lines = []
     for _ in range(n):
         cpu, mem, disk = (int(x) for x in rng.integers(0, 101, 3))
-        if rng.random() < 0.2:  # near a threshold
-            from perfwatch.labels import THRESHOLDS
-
+        if rng.random() < 0.3:  # near a threshold
             name, t = THRESHOLDS[rng.integers(len(THRESHOLDS))]
             v = int(np.clip(t + rng.integers(-3, 4), 0, 100))
             metrics = dict(zip(("cpu_pct", "mem_pct", "disk_pct"), (cpu, mem, disk), strict=True))
             metrics[name] = v
             cpu, mem, disk = metrics["cpu_pct"], metrics["mem_pct"], metrics["disk_pct"]
-        label = label_for(cpu, mem, disk)
-        if rng.random() < 0.15:
-            total = int(rng.choice([8, 16, 32, 64]))
-            free = round(total * (100 - mem) / 100, 2)
-            mem_pct = 100.0 * (total - free) / total
-            label = label_for(cpu, mem_pct, disk)
-            lines.append(f"CPU Load: {cpu}%, Memory: {free}GB/{total}GB, Disk: {disk}% -> Label: {label}")
-        else:
-            lines.append(format_line(cpu, mem, disk, label))
+        line = _seed_line(rng, cpu, mem, disk)
+        s = parse_line(line).sample
+        lines.append(f"{line} -> Label: {label_for(s.cpu_pct, s.mem_pct, s.disk_pct)}")
     return lines
+
+
+def coverage_examples(n: int, seed: int, per_run: int = 50) -> list[Example]:
+    """Examples over every region of the policy (training/coverage.py), in groups of ``per_run`` that
+    split like runs."""
+    from perfwatch.template import render
+    from perfwatch.training.coverage import coverage_points
+
+    out: list[Example] = []
+    for _name, pts in coverage_points(n, seed):
+        for cpu, mem, disk in pts.tolist():
+            out.append(Example(render(cpu, mem, disk), label_for(cpu, mem, disk), f"cover-{len(out) // per_run:05d}",
+                               "coverage", near_boundary(cpu, mem, disk), (float(cpu), float(mem), float(disk))))
+    return out
 
 
 def seed_examples(lines: Sequence[str], source: str = "seed", origin: str = "seed", per_run: int = 50,
@@ -126,6 +164,8 @@ def _check_label(label: str, labels: Sequence[str] | None, origin: str, line: in
         raise DataError(f"{origin}:{line}: unknown label {label!r} (known: {', '.join(labels)}; "
                         "pass --labels auto to take the label set from the data)")
 
+
+BLOCK = 50  # samples per time block of user data without a run id
 
 NUMERIC = {"cpu_pct", "mem_pct", "disk_pct", "rps", "p95_ms", "error_pct", "mem_free_gb"}
 
@@ -171,6 +211,7 @@ def load_labelled(path: Path, labels: Sequence[str] | None = LABELS,
         return seed_examples(text.splitlines(), source="user", origin=str(path), mem_total_gb=mem_total_gb,
                              labels=labels)
     out = []
+    undated: list[tuple[datetime | None, int, Example]] = []  # rows without a run id, blocked by time below
     for lineno, row in rows:
         label = str(row.pop("label", "") or "").strip()
         if not label:
@@ -181,11 +222,21 @@ def load_labelled(path: Path, labels: Sequence[str] | None = LABELS,
             sample = validate_obj({k: _number(v) if k in NUMERIC and isinstance(v, str) else v for k, v in obj.items()})
         except ContractError as exc:
             raise DataError(f"{path}:{lineno}: {exc}") from None
-        run_id = str(row.get("run_id") or f"user-{lineno // 50:05d}")
-        out.append(_example(sample, label, run_id, "user"))
+        if row.get("run_id"):
+            out.append(_example(sample, label, str(row["run_id"]), "user"))
+        else:
+            undated.append((sample.ts, lineno, _example(sample, label, "", "user")))
+    out += time_blocks(undated, path.stem)
     if not out:
         raise DataError(f"{path}: no training examples")
     return out
+
+
+def time_blocks(rows: list[tuple[datetime | None, int, Example]], name: str, per_block: int = BLOCK) -> list[Example]:
+    """Samples without a run id, in time order, cut into contiguous blocks that split like runs: a
+    sample's neighbours in time (nearly the same metrics) stay in its split. Ties keep file order."""
+    rows = sorted(rows, key=lambda r: (r[0] is None, r[0].timestamp() if r[0] else 0.0, r[1]))
+    return [replace(e, run_id=f"user-{name}-t{i // per_block:05d}") for i, (_ts, _line, e) in enumerate(rows)]
 
 
 def split_of(run_id: str, seed: int, val: float = 0.1, test: float = 0.1) -> str:
@@ -195,11 +246,16 @@ def split_of(run_id: str, seed: int, val: float = 0.1, test: float = 0.1) -> str
 
 def build_dataset(
     *, seed: int = 7, synthetic_runs: int = 400, samples_per_host: int = 60, seed_lines: int = 4000,
-    user_files: Sequence[Path] = (), labels: Sequence[str] | None = LABELS, mem_total_gb: float | None = None,
+    coverage: int = COVERAGE, user_files: Sequence[Path] = (), labels: Sequence[str] | None = LABELS,
+    mem_total_gb: float | None = None,
 ) -> Dataset:
+    """Splits never share a run, and evaluation splits never share a model input text with training:
+    an evaluation example whose text occurs in training is dropped (counted in ``dropped_shared_text``)."""
     examples: list[Example] = []
     if synthetic_runs:
         examples += synthetic_examples(synthetic_runs, seed, samples_per_host)
+    if coverage:
+        examples += coverage_examples(coverage, seed + 2)
     if seed_lines:
         examples += seed_examples(seed_text_lines(seed_lines, seed + 1))
     for f in user_files:
@@ -212,7 +268,13 @@ def build_dataset(
     splits: dict[str, list[Example]] = {s: [] for s in SPLITS}
     for e in examples:
         splits[split_of(e.run_id, seed)].append(e)
+    train_texts = {e.text for e in splits["train"]}
+    dropped = {}
+    for s in ("val", "test"):
+        kept = [e for e in splits[s] if e.text not in train_texts]
+        dropped[s] = len(splits[s]) - len(kept)
+        splits[s] = kept
     for s in SPLITS:
         if not splits[s]:
             raise DataError(f"the {s} split is empty: give more runs or files")
-    return Dataset(label_set, splits)
+    return Dataset(label_set, splits, dropped)

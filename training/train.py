@@ -42,6 +42,7 @@ class TrainConfig:
     synthetic_runs: int = 400
     samples_per_host: int = 60
     seed_lines: int = 4000
+    coverage: int = 30_000
     user_files: list[Path] = field(default_factory=list)
     labels: list[str] | None = field(default_factory=lambda: list(LABELS))
     mem_total_gb: float | None = None
@@ -134,7 +135,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if not cfg.from_scratch:
         check_base(cfg.base_model)
     ds = build_dataset(seed=cfg.seed, synthetic_runs=cfg.synthetic_runs, samples_per_host=cfg.samples_per_host,
-                       seed_lines=cfg.seed_lines, user_files=cfg.user_files, labels=cfg.labels,
+                       seed_lines=cfg.seed_lines, coverage=cfg.coverage, user_files=cfg.user_files, labels=cfg.labels,
                        mem_total_gb=cfg.mem_total_gb)
     labels = ds.labels
     console.print(f"data {ds.hash[:12]}: " + ", ".join(f"{s}={len(v)}" for s, v in ds.splits.items())
@@ -250,19 +251,31 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
 def evaluate(model: GPT2ForSequenceClassification, tokenizer: PreTrainedTokenizerFast, ds: Dataset,
              data: dict[str, Encoded]) -> dict[str, Any]:
+    """Slice metrics on the test split, each beside the nearest-neighbour lookup baseline's, and the
+    test texts shared with training (0: build_dataset drops them)."""
+    from perfwatch.training.baseline import nearest_labels
+
     test = ds.splits["test"]
     pred = predict(model, data["test"])
+    lookup = nearest_labels(ds.splits["train"], test, ds.labels)
     y = data["test"].y.numpy()
     slices = {
         "test": np.ones(len(test), bool),
         "boundary": np.array([e.boundary for e in test]),
         "seed_text": np.array([e.source == "seed" for e in test]),
+        "coverage": np.array([e.source == "coverage" for e in test]),
         "user": np.array([e.source == "user" for e in test]),
     }
     report = {name: classification_report(y[m], pred[m], ds.labels) for name, m in slices.items() if m.any()}
+    for name, r in report.items():
+        r["lookup_baseline"] = {k: v for k, v in classification_report(y[slices[name]], lookup[slices[name]],
+                                                                       ds.labels).items()
+                                if k in ("accuracy", "macro_f1")}
     lengths = [len(e.ids) for e in tokenizer.backend_tokenizer.encode_batch([e.text for e in test],
                                                                             add_special_tokens=False)]
-    return {"slices": report, "tokens_per_sample": {"median": statistics.median(lengths), "max": max(lengths)}}
+    return {"slices": report, "tokens_per_sample": {"median": statistics.median(lengths), "max": max(lengths)},
+            "texts_shared_with_train": {s: ds.shared_texts(s) for s in ("val", "test")},
+            "dropped_shared_text": ds.dropped_shared_text}
 
 
 def _save_state(state_dir: Path, model: Any, tokenizer: PreTrainedTokenizerFast, opt: Any, sched: Any, step: int,

@@ -25,6 +25,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--synthetic-runs", type=int, default=400)
     p.add_argument("--seed-lines", type=int, default=4000)
+    p.add_argument("--coverage", type=int, default=30_000, help="examples drawn over the label policy's regions")
     p.add_argument("--data", type=Path, action="append", default=[], help="labelled CSV/JSONL/text file (repeatable)")
     p.add_argument("--labels", help="comma-separated label set, or 'auto' to take it from the data")
     p.add_argument("--mem-total-gb", type=float, help="total memory for text lines that give memory in GB")
@@ -32,7 +33,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     def run(a: argparse.Namespace) -> int:
         from perfwatch.training.data import build_dataset, write_dataset
 
-        ds = build_dataset(seed=a.seed, synthetic_runs=a.synthetic_runs, seed_lines=a.seed_lines,
+        ds = build_dataset(seed=a.seed, synthetic_runs=a.synthetic_runs, seed_lines=a.seed_lines, coverage=a.coverage,
                            user_files=a.data, labels=_labels(a.labels), mem_total_gb=a.mem_total_gb)
         write_dataset(ds, a.out)
         console.print(f"dataset {ds.hash} → {a.out}")
@@ -53,6 +54,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--synthetic-runs", type=int, default=400, help="synthetic runs (3 hosts × 60 samples each)")
     p.add_argument("--seed-lines", type=int, default=4000, help="seed-style text lines in the data")
+    p.add_argument("--coverage", type=int, default=30_000,
+                   help="examples drawn over the label policy's regions, weighted near thresholds")
     p.add_argument("--data", type=Path, action="append", default=[], help="your labelled CSV/JSONL/text file")
     p.add_argument("--labels", help="comma-separated label set, or 'auto' (default: the built-in three)")
     p.add_argument("--mem-total-gb", type=float, help="total memory for text lines that give memory in GB")
@@ -70,7 +73,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         from perfwatch.training.train import TrainConfig, train
 
         cfg = TrainConfig(out=a.out, from_scratch=a.from_scratch, base_model=a.base_model, seed=a.seed,
-                          synthetic_runs=a.synthetic_runs, seed_lines=a.seed_lines, user_files=a.data,
+                          synthetic_runs=a.synthetic_runs, seed_lines=a.seed_lines, coverage=a.coverage,
+                          user_files=a.data,
                           labels=_labels(a.labels), mem_total_gb=a.mem_total_gb, batch_size=a.batch_size, lr=a.lr,
                           max_steps=a.max_steps, max_minutes=a.max_minutes, eval_every=a.eval_every,
                           patience=a.patience, threads=a.threads, resume=a.resume, report_to=a.report_to)
@@ -91,12 +95,21 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=["both", "fp32", "int8"], default="both")
     p.add_argument("--min-int8-agreement", type=float, default=0.995)
     p.add_argument("--parity-samples", type=int, default=2000)
+    p.add_argument("--policy-check", choices=["auto", "cube", "surface"], default="auto",
+                   help="inputs to check against the label policy before writing: the whole cube, the HighLoad "
+                        "surface ±3 + a uniform sample, or auto (the cube when it takes ≤ --policy-check-max-seconds)")
+    p.add_argument("--policy-check-sample", type=int, default=20_000, help="uniform inputs added to the surface")
+    p.add_argument("--policy-check-max-seconds", type=float, default=150.0)
+    p.add_argument("--allow-missed-highload", action="store_true",
+                   help="write the bundle even when it misses HighLoad where the policy fires (a warning)")
 
     def run(a: argparse.Namespace) -> int:
         from perfwatch.export.bundle_writer import export_bundle
+        from perfwatch.export.policy_gate import GateSettings
 
         precisions = ("fp32", "int8") if a.precision == "both" else (a.precision,)
-        m = export_bundle(a.checkpoint, a.out, precisions, a.min_int8_agreement, a.parity_samples)
+        gate = GateSettings(a.policy_check, a.policy_check_sample, a.policy_check_max_seconds, a.allow_missed_highload)
+        m = export_bundle(a.checkpoint, a.out, precisions, a.min_int8_agreement, a.parity_samples, gate)
         for key, r in m.parity.items():
             if isinstance(r, dict) and "label_agreement" in r:
                 console.print(f"{key}: label agreement {r['label_agreement'] * 100:.2f}%, max |Δp| "
@@ -109,6 +122,31 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="check a bundle against the label policy (--exhaustive: all 101³ inputs)",
+                       description="Writes BUNDLE/policy-check/ (summary JSON, every disagreeing input as CSV, a "
+                                   "picture) and records the result in the manifest and BUNDLE/model_card.md. Exit 1 "
+                                   "when the bundle misses HighLoad anywhere it was checked.")
+    p.add_argument("bundle", type=Path, nargs="?", default=BUNDLE_DIR, help=f"bundle dir [default {BUNDLE_DIR}]")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="all 1,030,301 whole-percent inputs (default: the HighLoad surface ±3 + a uniform sample)")
+    p.add_argument("--precision", choices=["int8", "fp32"], default="int8")
+    p.add_argument("--sample", type=int, default=20_000, help="uniform inputs added to the surface (not exhaustive)")
+
+    def run(a: argparse.Namespace) -> int:
+        from perfwatch.export.evaluate import format_check
+        from perfwatch.export.policy_gate import check_bundle
+
+        check = check_bundle(a.bundle, a.precision, a.exhaustive, a.sample)
+        for line in format_check(check):
+            console.print(line)
+        console.print(f"every disagreeing input and a picture → {a.bundle / 'policy-check'}; manifest and "
+                      f"{a.bundle / 'model_card.md'} updated")
+        return 1 if check.missed_high else 0
+
+    p.set_defaults(func=run)
+
+
 def add(sub: argparse._SubParsersAction) -> None:
-    for adder in (_add_data, _add_train, _add_export):
+    for adder in (_add_data, _add_train, _add_export, _add_evaluate):
         adder(sub)

@@ -24,6 +24,9 @@ def test_tiny_shape_reaches_095_macro_f1(tiny_checkpoint: Path) -> None:
     assert slices["test"]["macro_f1"] >= 0.95
     assert slices["boundary"]["n"] > 0 and slices["seed_text"]["n"] > 0
     assert meta["metrics"]["tokens_per_sample"]["max"] <= 8  # the template stays short
+    # No test text occurs in training, and the lookup baseline is reported beside the model.
+    assert meta["metrics"]["texts_shared_with_train"] == {"val": 0, "test": 0}
+    assert 0 < slices["boundary"]["lookup_baseline"]["macro_f1"] <= 1
     out = tiny_checkpoint.parent
     for png in ("training_curves.png", "resources.png", "confusion_matrix.png"):
         assert (out / "plots" / png).stat().st_size > 5_000
@@ -50,6 +53,7 @@ def test_fine_tunes_from_a_local_base_checkpoint(tmp_path: Path) -> None:
     base = _small_gpt2_checkpoint(tmp_path / "gpt2-small-local")
     out = tmp_path / "ft"
     res = _cli("train", "--base-model", str(base), "--out", str(out), "--synthetic-runs", "30", "--seed-lines", "200",
+               "--coverage", "500",
                "--max-steps", "40", "--eval-every", "20", "--lr", "1e-3")
     assert res.returncode == 0, res.stderr[-2000:]
     meta = json.loads((out / "model" / "perfwatch_meta.json").read_text())
@@ -61,7 +65,7 @@ def test_fine_tunes_from_a_local_base_checkpoint(tmp_path: Path) -> None:
 
 def test_hub_unreachable_names_both_ways_out(tmp_path: Path) -> None:
     res = _cli("train", "--base-model", "distilgpt2", "--out", str(tmp_path / "x"), "--synthetic-runs", "5",
-               "--seed-lines", "50", env={"HF_HUB_OFFLINE": "1"})
+               "--seed-lines", "50", "--coverage", "0", env={"HF_HUB_OFFLINE": "1"})
     assert res.returncode != 0
     assert "--from-scratch" in res.stderr and "--base-model" in res.stderr
     assert not (tmp_path / "x" / "model").exists()
@@ -80,7 +84,7 @@ def test_bad_training_input_fails_with_file_and_line(tmp_path: Path, name: str, 
     f.write_text(content)
     out = tmp_path / "out"
     res = _cli("train", "--from-scratch", "tiny", "--data", str(f), "--out", str(out), "--synthetic-runs", "0",
-               "--seed-lines", "0")
+               "--seed-lines", "0", "--coverage", "0")
     assert res.returncode == 2
     assert str(f) in res.stderr and expect in res.stderr
     assert not (out / "model").exists()
@@ -92,8 +96,8 @@ def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
     lines = [f"CPU Load: {c}%, Memory: 10%, Disk: 10% -> Label: {'Hot' if c >= 50 else 'Cold'}" for c in range(100)]
     f = tmp_path / "mine.txt"
     f.write_text("\n".join(lines * 6))
-    cfg = TrainConfig(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, user_files=[f],
-                      labels=None, max_steps=40, eval_every=20, patience=100)
+    cfg = TrainConfig(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
+                      user_files=[f], labels=None, max_steps=40, eval_every=20, patience=100)
     first = train(cfg)
     assert first["labels"] == ["Cold", "Hot"]
     assert first["metrics"]["steps"] == 40

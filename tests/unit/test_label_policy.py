@@ -31,3 +31,25 @@ def test_near_boundary() -> None:
     assert near_boundary(10, 72.9, 10)
     assert not near_boundary(50, 50, 50)
 
+
+
+def test_numpy_metrics_get_the_same_labels_as_python_numbers() -> None:
+    """numpy bools add up as logical OR (True + True is True), so the two-of rule never fired on numpy
+    metrics: label_for(np.int64(80), np.int64(85), np.int64(0)) was MediumLoad."""
+    import numpy as np
+
+    assert label_for(np.int64(80), np.int64(85), np.int64(0)) == HIGH
+    assert label_for(np.float64(0), np.float64(86), np.float64(87)) == HIGH
+
+
+def test_vectorised_policy_matches_label_for_on_the_whole_cube() -> None:
+    import numpy as np
+
+    from perfwatch.labels import policy_indices
+
+    v = np.arange(101)
+    cpu, mem, disk = (a.ravel() for a in np.meshgrid(v, v, v, indexing="ij"))
+    got = policy_indices(cpu, mem, disk)
+    index = {lab: i for i, lab in enumerate(LABELS)}
+    want = np.array([index[label_for(int(c), int(m), int(d))] for c, m, d in zip(cpu, mem, disk, strict=True)])
+    assert got.shape == (101**3,) and (got == want).all()
