@@ -53,7 +53,8 @@ def load_context(environment: Environment) -> dict[str, float | None]:
     if total is None:
         return {"rps": None, "p95_ms": None, "error_pct": None}
     rps, fails = float(total.current_rps), float(total.current_fail_per_sec)
-    p95 = total.get_current_response_time_percentile(0.95)
+    # Locust keeps the recent-window cache on masters and standalone runs only (workers drop it to save memory).
+    p95 = total.get_current_response_time_percentile(0.95) if total.use_response_times_cache else None
     return {"rps": round(rps, 3), "p95_ms": None if p95 is None else float(p95),
             "error_pct": round(min(100.0, 100 * fails / rps), 3) if rps > 0 else 0.0}
 

@@ -34,9 +34,9 @@ def _add_publish(sub: argparse._SubParsersAction) -> None:
         from perfwatch.producer.live import host_samples, publish_live
         from perfwatch.producer.node_exporter import FleetSettings
 
-        s = connect(a)
         fleet = FleetSettings.load(a.hosts_file, a.node_exporter, timeout_s=a.scrape_timeout,
-                                   max_backoff_s=a.max_backoff)
+                                   max_backoff_s=a.max_backoff)  # a bad hosts file fails before Kafka is tried
+        s = connect(a)
         setup_logging(verbose=False)
         hosts = ", ".join(t.name for t in fleet.targets()) or a.host
         console.print(f"publishing {hosts} every {a.interval}s to {s.samples_topic} as run {a.run_id} (Ctrl+C stops)")

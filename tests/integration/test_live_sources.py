@@ -22,14 +22,25 @@ from perfwatch.sample import Sample
 from perfwatch.settings import ConsumerSettings, usable_cores
 from tests.kafka_fixtures import Broker
 from tests.live_helpers import CPU_BURNER, LOCUSTFILE, ROOT, Lines, Processes, free_port, project_env
-from tests.streams import make_topics, read_json, run_in_thread, wait_for
+from tests.streams import make_topics, run_in_thread, total, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+def messages(kafka: Broker, topic: str) -> list[bytes]:
+    """Every message of the topic: read until the count its end offsets give (a loaded machine can take
+    longer than any idle time to deliver the first fetch)."""
+    n, got = total(kafka.conf, topic), []
+    if n:
+        for m in read_topic(kafka.conf, topic, idle_s=30):
+            got.append(m.value())
+            if len(got) == n:
+                break
+    return got
+
+
 def samples_in(kafka: Broker, topic: str) -> list[Sample]:
-    got = [decode_sample(m.value()) for m in read_topic(kafka.conf, topic, idle_s=2)]
-    return sorted(got, key=lambda s: (s.host, s.ts))
+    return sorted((decode_sample(v) for v in messages(kafka, topic)), key=lambda s: (s.host, s.ts))
 
 
 def publish_cli(procs: Processes, kafka: Broker, topic: str, *args: str) -> tuple[subprocess.Popen[str], Lines]:
@@ -124,7 +135,7 @@ def test_locust_run_streams_load_context_and_gets_verdicts(kafka: Broker, topic_
     proc = StreamProcessor(ConsumerSettings(bootstrap_servers=kafka.bootstrap, bundle=tiny_bundle,
                                             group_id=group_factory(), **topics.settings()))
     run_in_thread(proc, max_idle_s=3).join(120)
-    verdicts = read_json(kafka.conf, topics.predictions)
+    verdicts = [json.loads(v) for v in messages(kafka, topics.predictions)]
     assert len(verdicts) == len(got) and {v["run_id"] for v in verdicts} == {"locust-local"}
     assert sorted(v["rps"] or 0 for v in verdicts) == sorted(s.rps or 0 for s in got)  # the load rode along
 

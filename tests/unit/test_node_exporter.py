@@ -159,3 +159,14 @@ def test_perfwatch_code_paths_do_not_load_gevent() -> None:
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False,
                          timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_bad_hosts_file_is_one_clear_line_before_any_connection(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from perfwatch.app.cli import main
+
+    bad = tmp_path / "fleet.toml"
+    bad.write_text('[[hosts]]\nadress = "api-1:9100"\n')
+    assert main(["publish", "--run-id", "r", "--hosts-file", str(bad), "--bootstrap-servers", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fleet.toml: hosts.0" in err and "Kafka" not in err, err
