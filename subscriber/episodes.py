@@ -69,7 +69,8 @@ def host_episodes(host: str, verdicts: Sequence[Verdict], alerts: Sequence[Alert
     spans = _spans_from_states(stateful) if stateful else _spans_from_verdicts(verdicts)
     out = []
     for start, end in spans:
-        inside = [v for v in verdicts if v.ts >= start and (end is None or v.ts <= end)]
+        # [start, end): the verdict that resolves an episode is not part of it
+        inside = [v for v in verdicts if v.ts >= start and (end is None or v.ts < end)]
         first = next((v for v in verdicts if v.ts >= start), None)
         out.append(Episode(
             host=host, start=start, end=end, verdicts=len(inside),

@@ -13,7 +13,7 @@ from perfwatch.labels import LABELS
 from perfwatch.settings import KafkaSettings, SampleSettings
 from perfwatch.subscriber.episodes import Episode
 from perfwatch.subscriber.report_figure import build_figure, draw
-from perfwatch.subscriber.rundata import RunData, collect
+from perfwatch.subscriber.rundata import RunData, collect, plural
 
 __all__ = ["Report", "RunData", "as_dict", "build_figure", "collect", "draw", "report_run", "summarize"]
 
@@ -54,17 +54,13 @@ def _duration(e: Episode) -> str:
     return "open" if s is None else (f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min")
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def summarize(data: RunData) -> str:
     labels = Counter(v.label for v in data.verdicts)
     episodes = data.episodes()
     counts = ", ".join(f"{lab} {labels.get(lab, 0)}" for lab in (*LABELS, *sorted(set(labels) - set(LABELS))))
-    lines = [f"run {data.run_id}: {_plural(len(data.samples), 'sample')}, {_plural(len(data.verdicts), 'verdict')}"
+    lines = [f"run {data.run_id}: {plural(len(data.samples), 'sample')}, {plural(len(data.verdicts), 'verdict')}"
              + (f" ({counts})" if data.verdicts else "")
-             + f", {_plural(len(episodes), 'alert episode')}; hosts {', '.join(data.hosts) or 'none'}"]
+             + f", {plural(len(episodes), 'alert episode')}; hosts {', '.join(data.hosts) or 'none'}"]
     if data.why_no_verdicts:
         lines.append(f"  no verdicts: {data.why_no_verdicts}")
     elif len(data.verdicts) < len(data.samples):
@@ -77,7 +73,7 @@ def summarize(data: RunData) -> str:
     for h in data.hosts:
         mine = [e for e in episodes if e.host == h]
         vs = data.host_verdicts(h)
-        lines.append(f"  {h}: {_plural(len(vs), 'verdict')}, {_plural(len(mine), 'HighLoad episode')}")
+        lines.append(f"  {h}: {plural(len(vs), 'verdict')}, {plural(len(mine), 'HighLoad episode')}")
         for i, e in enumerate(mine, start=1):
             lines.append(
                 f"    episode {i}: {when(e.start)} → {when(e.end)} ({_duration(e)}); peak cpu "

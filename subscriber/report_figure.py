@@ -62,7 +62,7 @@ def _band(ax: Axes, verdicts: Sequence[Verdict]) -> None:
             start = i
 
 
-def _load_panel(ax: Axes, data: RunData) -> None:
+def _load_panel(ax: Axes, data: RunData) -> list[Line2D]:
     rows: dict[datetime, tuple[float | None, float | None, float | None]] = {}
     for x in _readings(data):
         if x.ts is not None and (x.rps, x.p95_ms, x.error_pct) != (None, None, None):
@@ -77,7 +77,7 @@ def _load_panel(ax: Axes, data: RunData) -> None:
     if not series:
         ax.text(0.5, 0.5, "this run carries no load data (RPS, p95, errors)", transform=ax.transAxes,
                 ha="center", va="center", color="0.4")
-        return
+        return []
     handles = []
     for n, (i, name, color) in enumerate(series):
         target = ax if n == 0 else ax.twinx()
@@ -89,7 +89,7 @@ def _load_panel(ax: Axes, data: RunData) -> None:
         target.set_ylabel(name, color=color)
         target.set_ylim(bottom=0)
         handles.append(line)
-    ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=len(handles), framealpha=0.9)
+    return handles  # explained in the figure's legend, where they cover no data
 
 
 def _host_panel(ax: Axes, host: str, data: RunData) -> int:
@@ -116,8 +116,10 @@ def _host_panel(ax: Axes, host: str, data: RunData) -> int:
     return len(episodes)
 
 
-def _legend(fig: Figure) -> None:
-    handles: list[Line2D | Patch] = [Line2D([], [], color=c, lw=1.5, label=name) for _, c, name in METRICS]
+def _legend(fig: Figure, load: list[Line2D]) -> None:
+    handles: list[Line2D | Patch] = [Line2D([], [], color=h.get_color(), lw=1.5, label=f"load: {h.get_label()}")
+                                     for h in load]
+    handles += [Line2D([], [], color=c, lw=1.5, label=name) for _, c, name in METRICS]
     handles += [Patch(color=LABEL_COLORS[lab], label=f"verdict band: {LABEL_MEANING[lab]}") for lab in LABELS]
     handles.append(Patch(color=EPISODE_COLOR, alpha=0.25, label="alert episode (firing → resolved)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=8, frameon=False)
@@ -130,8 +132,7 @@ def build_figure(data: RunData) -> Figure:
     rows = [2.0] * has_load + [2.6] * max(1, len(hosts))
     fig = Figure(figsize=(12, sum(rows) + 1.4), layout="constrained")
     axes = fig.subplots(len(rows), 1, sharex=True, squeeze=False, gridspec_kw={"height_ratios": rows})[:, 0]
-    if has_load:
-        _load_panel(axes[0], data)
+    load = _load_panel(axes[0], data) if has_load else []
     host_axes = list(axes[1:] if has_load else axes)
     n_episodes = sum(_host_panel(ax, h, data) for ax, h in zip(host_axes, hosts, strict=False))
     if not hosts:
@@ -140,13 +141,15 @@ def build_figure(data: RunData) -> Figure:
     bottom = axes[-1]
     locator = mdates.AutoDateLocator(tz=UTC)
     bottom.xaxis.set_major_locator(locator)
-    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC, show_offset=False))
+    bottom.xaxis.set_major_formatter(mdates.ConciseDateFormatter(
+        locator, tz=UTC, show_offset=False, formats=["%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S"],
+        zero_formats=["", "%Y", "%b", "%b %d", "%H:%M", "%H:%M:%S"]))
     day = f", {min(times).astimezone(UTC):%Y-%m-%d}" if times else ""
     bottom.set_xlabel(f"time (UTC{day})")
     verdict_note = f"; no verdicts: {data.why_no_verdicts}" if data.why_no_verdicts else ""
-    fig.suptitle(f"run {data.run_id}: {len(hosts)} hosts, {len(data.verdicts)} verdicts, "
-                 f"{n_episodes} alert episodes{verdict_note}", fontsize=11)
-    _legend(fig)
+    fig.suptitle(f"run {data.run_id}: {plural(len(hosts), 'host')}, {plural(len(data.verdicts), 'verdict')}, "
+                 f"{plural(n_episodes, 'alert episode')}{verdict_note}", fontsize=11)
+    _legend(fig, load)
     return fig
 
 

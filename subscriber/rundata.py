@@ -46,6 +46,10 @@ class RunData:
                 for e in host_episodes(h, self.host_verdicts(h), [a for a in self.alerts if a.host == h])]
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _source(v: Verdict) -> Coords:
     return v.source.topic, v.source.partition, v.source.offset
 

@@ -141,7 +141,7 @@ def test_alerts_exit_codes_through_the_pipeline(kafka: Broker, topic_factory, gr
               topics.samples, "--predictions-topic", topics.predictions, "--alerts-topic", topics.alerts)
     try:
         assert rep.returncode == 0, rep.stderr
-        assert "run hot: 5 samples, 5 verdicts (HighLoad 5), 5 alerts" in rep.stdout
+        assert "run hot: 5 samples, 5 verdicts (LowLoad 0, MediumLoad 0, HighLoad 5), 5 alert episodes" in rep.stdout
         assert png.stat().st_size > 10_000
     finally:
         png.unlink(missing_ok=True)

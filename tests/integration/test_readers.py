@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient
 from perfwatch.verdict import Alert, ModelRef, SourceRef, Verdict
 from tests.integration.test_producer import cli, samples_in
 from tests.kafka_fixtures import Broker
-from tests.streams import make_topics, produce, wait_for
+from tests.streams import make_topics, produce, sample_msg, wait_for
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
@@ -279,3 +279,24 @@ def test_report_figure_has_load_panel_hosts_legend_and_episode_spans(kafka: Brok
     assert len(spans) == 2
     assert not [p for p in hosts[1].patches if p.get_gid() == "alert-episode"]
     assert "UTC" in hosts[-1].get_xlabel()
+
+
+def test_report_without_verdicts_says_whether_a_consumer_ran_or_is_behind(kafka: Broker, topic_factory,
+                                                                          group_factory) -> None:
+    from confluent_kafka import TopicPartition
+
+    from perfwatch.subscriber.report import collect, summarize
+
+    topics = make_topics(topic_factory, partitions=1)
+    produce(kafka.conf, topics.samples, [sample_msg(i, 50.0, run="late", host="h1") for i in range(4)])
+    group = group_factory()
+    data = collect(kafka.conf, "late", topics.samples, topics.predictions, topics.alerts, group_id=group)
+    assert len(data.samples) == 4 and not data.verdicts
+    assert "no consumer has run" in summarize(data)
+    c = Consumer({**kafka.conf, "group.id": group, "enable.auto.commit": False})
+    try:  # the group has processed two of the four samples
+        c.commit(offsets=[TopicPartition(topics.samples, 0, 2)], asynchronous=False)
+    finally:
+        c.close()
+    data = collect(kafka.conf, "late", topics.samples, topics.predictions, topics.alerts, group_id=group)
+    assert "the consumer is behind" in summarize(data)
