@@ -19,7 +19,7 @@ from matplotlib.patches import Patch  # noqa: E402
 
 from perfwatch.labels import HIGH, LABELS, LOW, MEDIUM  # noqa: E402
 from perfwatch.sample import Sample  # noqa: E402
-from perfwatch.subscriber.rundata import RunData  # noqa: E402
+from perfwatch.subscriber.rundata import RunData, plural  # noqa: E402
 from perfwatch.verdict import Verdict  # noqa: E402
 
 LABEL_COLORS = {LOW: "#43a047", MEDIUM: "#fb8c00", HIGH: "#e53935"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from perfwatch.producer.rundata import RunData
+from perfwatch.subscriber.rundata import RunData
 from perfwatch.subscriber.report import as_dict, summarize
 from perfwatch.verdict import Alert, ModelRef, SourceRef, Verdict
 
