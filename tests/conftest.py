@@ -3,6 +3,7 @@ tests/integration/conftest.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -33,9 +34,14 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real bundle (fp32 + int8) made from the tiny checkpoint by the real export code."""
+def tiny_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real bundle (fp32 + int8) made from the tiny checkpoint by the real export code.
+    PERFWATCH_TEST_BUNDLE=<dir> reuses one made by an earlier session (saves the training on a busy machine)."""
     from export.bundle_writer import export_bundle
+
+    if reuse := os.environ.get("PERFWATCH_TEST_BUNDLE"):
+        return Path(reuse)
+    tiny_checkpoint: Path = request.getfixturevalue("tiny_checkpoint")
 
     out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
     export_bundle(tiny_checkpoint, out, parity_samples=600)
