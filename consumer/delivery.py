@@ -79,6 +79,9 @@ class AtLeastOnce:
         self.consumer = consumer
         self.commits = 0
         self._unacked: deque[_Unacked] = deque()
+        # Set once a batch's output failed for good: from then on nothing is committed on any path (main
+        # loop, revoke, close), since a later batch's offsets would pass the failed record.
+        self.failed: str | None = None
 
     def start(self) -> None:
         pass
@@ -99,12 +102,16 @@ class AtLeastOnce:
 
     def _commit_acked(self) -> None:
         """Commit offsets of the leading batches whose records are all acknowledged."""
+        if self.failed is not None:
+            raise DeliveryFailed(self.failed)
         done: dict[tuple[str, int], int] = {}
         while self._unacked and self._unacked[0].remaining <= 0:
-            u = self._unacked.popleft()
+            u = self._unacked[0]
             if u.error is not None:
-                raise DeliveryFailed(f"output not delivered ({u.error}); stopping without committing, "
-                                     "the batch will be re-read on restart")
+                self.failed = (f"output not delivered ({u.error}); stopping without committing, the batch "
+                               "will be re-read on restart")
+                break
+            self._unacked.popleft()
             done.update(u.batch.next_offsets)
         if done:
             try:
@@ -114,12 +121,17 @@ class AtLeastOnce:
             except KafkaException as exc:
                 # e.g. the partitions were revoked meanwhile: the new owner re-reads them (at-least-once)
                 log.warning("commit failed: %s", exc)
+        if self.failed is not None:
+            raise DeliveryFailed(self.failed)
 
     def drain(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self._unacked and time.monotonic() < deadline:
+        while self._unacked and self.failed is None and time.monotonic() < deadline:
             self.producer.poll(0.05)
-            self._commit_acked()
+            try:
+                self._commit_acked()
+            except DeliveryFailed:
+                break  # the main loop raises it; a revoke or close only must not commit past it
 
     def on_lost(self) -> None:
         self._unacked.clear()

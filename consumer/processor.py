@@ -87,6 +87,11 @@ class StreamProcessor:
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         if self.hysteresis is not None and partitions:
             self._restore_alert_state()
+        # librdkafka keeps a partition's pause across losing and regaining it: every new partition starts
+        # in the state the loop believes it is in, never paused while the loop thinks it is not.
+        consumer.incremental_assign(partitions)
+        if partitions:
+            (consumer.pause if self._paused else consumer.resume)(partitions)
         self._assigned = bool(consumer.assignment()) or bool(partitions)
         self.ready.set()
 
@@ -105,6 +110,7 @@ class StreamProcessor:
         self._drop_all()
         self.delivery.on_lost()
         self._assigned = False
+        self._set_paused(False)  # nothing awaits acks now; the next assignment starts resumed
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -224,13 +230,19 @@ class StreamProcessor:
         return first
 
     def _emit(self, batch: Batch, probs: np.ndarray) -> None:
+        # Alert state changes are staged and applied only once the batch is committed (or, at-least-once,
+        # handed to the producer): an aborted transaction leaves no trace in it.
+        staged = self.hysteresis.staged() if self.hysteresis is not None else None
         records, verdicts = route(
             batch, probs, self.model.labels, self.model_ref, predictions_topic=self.s.predictions_topic,
             alerts_topic=self.s.alerts_topic, dlq_topic=self.s.dlq_topic, emit_predictions=self.s.emit_predictions,
-            hysteresis=self.hysteresis, dlq_max_bytes=min(self.s.max_message_bytes * 4, 1_000_000),
+            hysteresis=staged, dlq_max_bytes=min(self.s.max_message_bytes * 4, 1_000_000),
         )
         if not self.delivery.emit(batch, records):
             self._rewind(batch)
+            return
+        if staged is not None:
+            staged.apply()
         self._account(batch, records, verdicts)
 
     def _rewind(self, batch: Batch) -> None:
@@ -247,12 +259,14 @@ class StreamProcessor:
         n = self.delivery.pending()
         if not self._paused and n > self.s.max_pending_batches:
             self.consumer.pause(self.consumer.assignment())
-            self._paused = True
-            self.metrics.paused.set(1)
+            self._set_paused(True)
         elif self._paused and n <= self.s.max_pending_batches // 2:
             self.consumer.resume(self.consumer.assignment())
-            self._paused = False
-            self.metrics.paused.set(0)
+            self._set_paused(False)
+
+    def _set_paused(self, paused: bool) -> None:
+        self._paused = paused
+        self.metrics.paused.set(int(paused))
 
     def _account(self, batch: Batch, records: list[Record], verdicts: list[Any]) -> None:
         self.stats.batches += 1

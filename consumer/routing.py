@@ -9,7 +9,7 @@ import numpy as np
 from confluent_kafka import Message
 
 from consumer.batch import Batch, coords
-from consumer.hysteresis import Hysteresis
+from consumer.hysteresis import Hysteresis, Staged
 from perfwatch.errors import ContractError
 from perfwatch.labels import ALERT_LABEL
 from perfwatch.verdict import Alert, ModelRef, SourceRef, Verdict
@@ -43,7 +43,7 @@ def dlq_headers(msg: Message, exc: ContractError, truncated_from: int | None) ->
 
 
 def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: ModelRef, *, predictions_topic: str,
-          alerts_topic: str, dlq_topic: str, emit_predictions: bool, hysteresis: Hysteresis | None,
+          alerts_topic: str, dlq_topic: str, emit_predictions: bool, hysteresis: Hysteresis | Staged | None,
           dlq_max_bytes: int) -> tuple[list[Record], list[Verdict]]:
     now = datetime.now(UTC)
     records: list[Record] = []

@@ -112,3 +112,15 @@ def test_inference_pool_collects_in_submit_order_when_parts_finish_out_of_order(
     assert [b for b, _ in out] == batches
     assert all(len(p) == 48 for _, p in out)
     assert model.finished != sorted(model.finished), "the parts did not finish out of order"
+
+
+def test_staged_hysteresis_changes_nothing_until_applied() -> None:
+    h = Hysteresis.parse("2/3")
+    h.observe("k", True)
+    dropped = h.staged()
+    assert dropped.observe("k", True) == "firing"  # e.g. its transaction aborts: never applied
+    kept = h.staged()
+    assert kept.observe("k", True) == "firing"  # the retry sees the state from before the aborted batch
+    kept.apply()
+    assert h.states["k"].firing and list(h.states["k"].window) == [True, True]
+    assert h.staged().observe("k", False) is None

@@ -1,0 +1,67 @@
+"""The two delivery strategies with a fake producer: what is committed, when, and after a failure."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError
+
+from consumer.batch import Batch
+from consumer.delivery import AtLeastOnce, DeliveryFailed, ExactlyOnce
+from consumer.routing import Record
+from tests.unit.fakes import FakeConsumer, FakeProducer
+
+T = "samples"
+
+
+def _batch(start: int, n: int, partition: int = 0) -> Batch:
+    return Batch(first_offsets={(T, partition): start}, next_offsets={(T, partition): start + n})
+
+
+def _records(tag: str, n: int = 2, topic: str = "pred") -> list[Record]:
+    return [Record(topic, None, f"{tag}-{i}".encode()) for i in range(n)]
+
+
+def test_at_least_once_commits_each_batch_once_all_its_records_are_acked() -> None:
+    p, c = FakeProducer(), FakeConsumer()
+    d = AtLeastOnce(p, c)
+    d.emit(_batch(0, 10), _records("a"))
+    d.emit(_batch(10, 10), _records("b"))
+    assert c.commits == [] and d.pending() == 2
+    d.poll()
+    assert c.commits == [{(T, 0): 20}] and d.pending() == 0
+
+
+def test_at_least_once_never_commits_past_a_failed_delivery_on_any_path() -> None:
+    p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"b-0" else None)
+    c = FakeConsumer()
+    d = AtLeastOnce(p, c)
+    d.emit(_batch(0, 10), _records("a"))
+    d.poll()
+    assert c.commits == [{(T, 0): 10}]
+    d.emit(_batch(10, 10), _records("b"))
+    d.emit(_batch(20, 10), _records("c"))
+    with pytest.raises(DeliveryFailed):
+        d.poll()
+    d.emit(_batch(30, 10), _records("d"))  # e.g. the revoke on close finishing the batches in hand
+    d.drain(1.0)  # revoke and close drain: they must not commit either
+    with pytest.raises(DeliveryFailed):
+        d.poll()
+    assert c.commits == [{(T, 0): 10}]
+
+
+def test_exactly_once_one_transaction_per_batch_with_its_offsets() -> None:
+    p, c = FakeProducer(), FakeConsumer()
+    d = ExactlyOnce(p, c)
+    d.start()
+    assert d.emit(_batch(0, 10), _records("a"))
+    assert d.emit(_batch(10, 10), _records("b"))
+    assert p.calls == ["init"] + ["begin", "send_offsets", "commit"] * 2
+    assert p.committed_txns == [[("pred", b"a-0"), ("pred", b"a-1")], [("pred", b"b-0"), ("pred", b"b-1")]]
+
+
+def test_exactly_once_abort_reports_the_batch_for_rewind() -> None:
+    p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"a-1" else None)
+    d = ExactlyOnce(p, FakeConsumer())
+    d.start()
+    assert not d.emit(_batch(0, 10), _records("a"))
+    assert p.calls[-1] == "abort" and p.committed_txns == []
