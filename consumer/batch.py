@@ -35,8 +35,14 @@ def coords(m: Message) -> tuple[str, int, int]:
 
 
 def message_time(msg: Message) -> datetime | None:
+    """The record's timestamp; one no date can hold (past year 9999) is bad input, never a crash."""
     kind, ms = msg.timestamp()
-    return None if kind == TIMESTAMP_NOT_AVAILABLE else datetime.fromtimestamp(ms / 1000, UTC)
+    if kind == TIMESTAMP_NOT_AVAILABLE:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise ContractError("bad_timestamp", f"record timestamp {ms} ms is not a date ({exc})") from exc
 
 
 def prepare(msgs: list[Message], model: BundleModel, max_bytes: int, mem_total_gb: float | None) -> Batch:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +11,10 @@ from confluent_kafka import KafkaError
 from perfwatch.settings import ConsumerSettings
 
 ErrorCallback = Callable[[KafkaError], None]
+
+# A transaction spans only produce + commit (inference runs before it begins): kept short, since until a
+# dead producer's transaction times out, read_committed readers wait at that offset.
+TRANSACTION_TIMEOUT_MS = 10_000
 
 
 def consumer_config(s: ConsumerSettings, error_cb: ErrorCallback) -> dict[str, Any]:
@@ -27,11 +29,10 @@ def consumer_config(s: ConsumerSettings, error_cb: ErrorCallback) -> dict[str, A
 
 
 def transactional_id(s: ConsumerSettings) -> str:
-    """A stable --transactional-id lets a restarted instance fence its crashed predecessor at once.
-    Otherwise the id is unique and a crashed process's open transaction is aborted by the broker after
-    transaction.timeout.ms."""
-    return s.transactional_id or (
-        f"perfwatch-{s.group_id}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    """Stable across restarts (group + instance, the host name by default: a container's or pod's name), so
+    a restarted member fences its crashed or stuck predecessor at once instead of waiting for the broker
+    to time its transaction out. Two members of one group on one host need distinct --instance-id."""
+    return s.transactional_id or f"perfwatch-{s.group_id}-{s.instance_id or socket.gethostname()}"
 
 
 def producer_config(s: ConsumerSettings, error_cb: ErrorCallback) -> dict[str, Any]:
@@ -41,7 +42,5 @@ def producer_config(s: ConsumerSettings, error_cb: ErrorCallback) -> dict[str, A
     }
     if s.guarantee == "exactly-once":
         conf["transactional.id"] = transactional_id(s)
-        # Kept short, since a transaction spans only produce + commit (inference runs before it begins):
-        # until a dead producer's transaction times out, read_committed readers wait at that offset.
-        conf["transaction.timeout.ms"] = 10_000
+        conf["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
     return conf

@@ -20,12 +20,13 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer.batch import Batch, coords, message_time, prepare
-from consumer.clients import consumer_config, producer_config
-from consumer.delivery import AtLeastOnce, Delivery, DeliveryFailed, ExactlyOnce
+from consumer.clients import TRANSACTION_TIMEOUT_MS, consumer_config, producer_config
+from consumer.delivery import AtLeastOnce, Delivery, DeliveryFailed, ExactlyOnce, OutputRetries
 from consumer.hysteresis import Hysteresis
 from consumer.inference import InferencePool
 from consumer.metrics import Metrics
 from consumer.routing import Record, route
+from consumer.watchdog import Watchdog
 from perfwatch.runtime import BundleModel
 from perfwatch.settings import ConsumerSettings
 from perfwatch.verdict import ModelRef
@@ -71,9 +72,18 @@ class StreamProcessor:
         self._assigned = False
         self.consumer = consumer_factory(consumer_config(settings, self._on_client_error))
         self.producer = producer_factory(producer_config(settings, self._on_client_error))
-        self.delivery: Delivery = (ExactlyOnce if settings.guarantee == "exactly-once" else AtLeastOnce)(
-            self.producer, self.consumer)
+        retries = OutputRetries(settings.output_attempts)
+        self.watchdog: Watchdog | None = None
+        self.delivery: Delivery
+        if settings.guarantee == "exactly-once":
+            self.watchdog = Watchdog()
+            self.delivery = ExactlyOnce(self.producer, self.consumer, retries, self.watchdog,
+                                        TRANSACTION_TIMEOUT_MS / 1000)
+        else:
+            self.delivery = AtLeastOnce(self.producer, self.consumer, retries)
         self._last_lag = 0.0
+        self._lag_total = 0
+        self._loop_at = self._progress_at = time.monotonic()  # liveness: the loop turns; work gets done
 
     # -- Kafka callbacks ----------------------------------------------------------------------------
     def _on_client_error(self, err: KafkaError) -> None:
@@ -99,8 +109,9 @@ class StreamProcessor:
         # Commit what is done for the revoked partitions: finish the batches in hand, then commit.
         log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         self._finish_all()
-        self.delivery.drain(timeout=30.0)
         revoked = {(p.topic, p.partition) for p in partitions}
+        if redo := self.delivery.drain(timeout=30.0):  # a batch failed: re-read what we keep
+            self._rewind(redo, keep_out=revoked)
         remaining = {(p.topic, p.partition) for p in consumer.assignment()} - revoked
         self._assigned = bool(remaining)
 
@@ -130,13 +141,16 @@ class StreamProcessor:
     def run(self, max_idle_s: float | None = None) -> Stats:
         """Process until stopped (or until ``max_idle_s`` without messages, for bounded runs)."""
         if self.s.metrics_port is not None:
-            self.metrics.serve(self.s.metrics_port)
+            self.metrics.serve(self.s.metrics_port, self.health)
         self.delivery.start()
         self.consumer.subscribe([self.s.samples_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
         idle_since = time.monotonic()
         try:
             while not self.stop_event.is_set():
+                self._loop_at = time.monotonic()
+                if not self._work_waiting():
+                    self._progress_at = self._loop_at
                 if not self._assigned:  # waiting for the group (e.g. a dead member's session to expire)
                     idle_since = time.monotonic()
                 if self._fill():  # batch N+1 goes into inference …
@@ -145,18 +159,35 @@ class StreamProcessor:
                         and not (self._forming or self.pool or self.delivery.pending()):
                     break
                 self._emit_finished()  # … while this thread produces and commits batch N
-                self.delivery.poll()
+                if redo := self.delivery.poll():
+                    self._rewind(redo)
                 self._backpressure()
                 self._update_lag()
             self._finish_all()
-            self.delivery.drain(timeout=60.0)
+            if self.delivery.drain(timeout=60.0):
+                log.warning("a batch failed at shutdown; it is re-read on restart (nothing past it committed)")
         finally:
+            if self.watchdog is not None:
+                self.watchdog.close()
             self.pool.shutdown()
             self.consumer.close()  # leaves the group
             self.producer.flush(10)
             self.stats.inference_s = self.pool.seconds
             self.stats.commits = self.delivery.commits
         return self.stats
+
+    def _work_waiting(self) -> bool:
+        return bool(self._forming or self.pool or self.delivery.pending() or self._lag_total > 0)
+
+    def health(self) -> tuple[bool, str]:
+        """Live unless the loop is stuck (e.g. in a blocking Kafka call) or has made no progress for
+        liveness_s while work waits (messages in hand, acks pending or lag on the partitions)."""
+        now, limit = time.monotonic(), self.s.liveness_s
+        if now - self._loop_at > limit:
+            return False, f"the loop has not turned for {now - self._loop_at:.0f} s"
+        if self._work_waiting() and now - self._progress_at > limit:
+            return False, f"no batch done for {now - self._progress_at:.0f} s while work waits"
+        return True, "ok"
 
     # -- the pipeline --------------------------------------------------------------------------------
     def _is_error(self, m: Message) -> bool:
@@ -237,22 +268,31 @@ class StreamProcessor:
             batch, probs, self.model.labels, self.model_ref, predictions_topic=self.s.predictions_topic,
             alerts_topic=self.s.alerts_topic, dlq_topic=self.s.dlq_topic, emit_predictions=self.s.emit_predictions,
             hysteresis=staged, dlq_max_bytes=min(self.s.max_message_bytes * 4, 1_000_000),
+            undeliverable=self.delivery.retries.give_up(),
         )
         if not self.delivery.emit(batch, records):
-            self._rewind(batch)
+            self._rewind([batch])
             return
         if staged is not None:
             staged.apply()
+        self._progress_at = time.monotonic()
         self._account(batch, records, verdicts)
 
-    def _rewind(self, batch: Batch) -> None:
-        """After an aborted transaction: drop the batches consumed after this one and seek every
-        partition back to the earliest offset not yet committed."""
+    def _rewind(self, batches: list[Batch], keep_out: set[tuple[str, int]] | frozenset[tuple[str, int]] = frozenset(),
+                ) -> None:
+        """After a failed output (an aborted transaction, a failed delivery): wait the retry backoff, drop the
+        batches consumed after these and seek every partition (but ``keep_out``, being revoked) back to the
+        earliest offset not yet committed."""
+        delay = self.delivery.retries.backoff()
+        log.warning("output failed; re-processing from the failed batch in %.1f s", delay)
+        time.sleep(delay)
         rewind = self._drop_all()
-        for tp, off in batch.first_offsets.items():
-            rewind[tp] = min(rewind.get(tp, off), off)
+        for batch in batches:
+            for tp, off in batch.first_offsets.items():
+                rewind[tp] = min(rewind.get(tp, off), off)
         for (topic, part), off in rewind.items():
-            self.consumer.seek(TopicPartition(topic, part, off))
+            if (topic, part) not in keep_out:
+                self.consumer.seek(TopicPartition(topic, part, off))
 
     def _backpressure(self) -> None:
         """Pause the assigned partitions while too many batches wait for acks; resume when half drained."""
@@ -281,6 +321,11 @@ class StreamProcessor:
             self.metrics.dlq.labels(exc.reason).inc()
             log.info("DLQ %s[%d]@%d: %s", msg.topic(), msg.partition(), msg.offset(), exc)
         for r in records:
+            if r.reason == "undeliverable":
+                self.stats.dlq += 1
+                self.metrics.dlq.labels(r.reason).inc()
+                self.metrics.undeliverable.inc()
+                log.warning("DLQ %s[%d]@%d: its output could not be delivered", *(r.source or ("?", -1, -1)))
             if r.state is not None:
                 self.stats.alerts += 1
                 self.metrics.alerts.labels(r.state).inc()
@@ -293,10 +338,13 @@ class StreamProcessor:
             return
         self._last_lag = time.monotonic()
         try:
+            total = 0
             for tp in self.consumer.position(self.consumer.assignment()):
                 _, high = self.consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
                 if tp.offset >= 0 and high >= 0:
                     self.metrics.lag.labels(str(tp.partition)).set(max(0, high - tp.offset))
+                    total += max(0, high - tp.offset)
+            self._lag_total = total
         except KafkaException:
             pass
 

@@ -88,8 +88,16 @@ class ConsumerSettings(KafkaSettings):
     mem_total_gb: float | None = Field(None, gt=0, description="total memory for seed lines given in GB")
     hysteresis: str | None = Field(None, description="'N/M': fire after N of the last M samples are HighLoad")
     max_pending_batches: int = Field(4, ge=1, description="pause partitions when more batches await acks")
+    output_attempts: int = Field(3, ge=1, le=20,
+                                 description="tries of an input's output before the input goes to the DLQ")
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port (off when unset)")
-    transactional_id: str | None = Field(None, description="exactly-once transactional.id (default: group-host-pid)")
+    transactional_id: str | None = Field(
+        None, description="exactly-once transactional.id (default: perfwatch-<group>-<instance-id>)")
+    instance_id: str | None = Field(
+        None, description="this member's stable name, e.g. a pod name (default: the host name); a restarted "
+                          "member with the same name fences its stuck predecessor at once")
+    liveness_s: float = Field(120.0, gt=0, description="/healthz fails when the loop has made no progress for "
+                                                       "this long while work waits")
     auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="where a new group starts")
 
     def inference_plan(self) -> tuple[int, int]:

@@ -3,6 +3,7 @@ every call to the real client and changes one behaviour on cue."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any
@@ -102,3 +103,34 @@ class AbortOnceProducer(Wrapper):
             raise KafkaException(KafkaError(KafkaError.NOT_ENOUGH_REPLICAS, "injected: write refused",
                                             txn_requires_abort=True))
         self.real.commit_transaction(timeout)
+
+
+class OversizeProducer(Wrapper):
+    """Every record for which ``poison(topic, value)`` holds is sent 1.2 MB long (random, so compression
+    cannot shrink it): a broker whose topic takes less refuses it, on every try."""
+
+    def __init__(self, conf: dict[str, Any], poison: Any) -> None:
+        super().__init__(Producer(conf))
+        self.poison = poison
+
+    def produce(self, topic: str, value: Any = None, key: Any = None, **kw: Any) -> None:
+        if self.poison(topic, value):
+            value = os.urandom(1_200_000)
+        self.real.produce(topic, value, key, **kw)
+
+
+class HangingOffsetsProducer(Wrapper):
+    """Transactional: the ``hang_at``-th send_offsets_to_transaction blocks until ``release`` is set, as
+    librdkafka does when the group coordinator dies (confluentinc/librdkafka#5456, #5511)."""
+
+    def __init__(self, conf: dict[str, Any], hang_at: int) -> None:
+        super().__init__(Producer(conf))
+        self.hang_at = hang_at
+        self.calls = 0
+        self.release = threading.Event()
+
+    def send_offsets_to_transaction(self, *args: Any) -> None:
+        self.calls += 1
+        if self.calls == self.hang_at:
+            self.release.wait()
+        self.real.send_offsets_to_transaction(*args)

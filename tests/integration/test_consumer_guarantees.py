@@ -3,20 +3,31 @@ clients wrapped to inject the fault."""
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import threading
+import urllib.error
+import urllib.request
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from consumer.processor import StreamProcessor
-from perfwatch.kafkaio import read_topic
+from perfwatch.kafkaio import ensure_topics, read_topic
 from perfwatch.settings import ConsumerSettings
-from tests.integration.faults import AbortOnceProducer, HeldAcksProducer, StallOnPauseConsumer
+from tests.integration.faults import (
+    AbortOnceProducer,
+    HangingOffsetsProducer,
+    HeldAcksProducer,
+    OversizeProducer,
+    StallOnPauseConsumer,
+)
 from tests.kafka_fixtures import Broker
 from tests.streams import Topics, make_topics, produce, read_json, run_in_thread, sample_msg, wait_for
 
@@ -71,6 +82,13 @@ def test_partitions_paused_when_lost_are_consumed_after_reassignment(
 
 
 
+def _set_topic_config(kafka: Broker, topic: str, key: str, value: str) -> None:
+    res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+    admin = AdminClient(kafka.conf)  # kept alive until the future resolves
+    admin.incremental_alter_configs([res])[res].result(30)
+
+
 def _committed(kafka: Broker, group: str, topic: str, partition: int = 0) -> int:
     c = Consumer({**kafka.conf, "group.id": group, "enable.auto.commit": False})
     try:
@@ -99,10 +117,7 @@ def test_at_least_once_never_commits_past_a_failed_delivery(kafka: Broker, topic
     no path (main loop, revoke, close) may commit the later batches of that partition. With the cause
     removed, a restart gives every input its verdict."""
     topics = make_topics(topic_factory, partitions=1)
-    admin = AdminClient(kafka.conf)
-    admin.incremental_alter_configs([ConfigResource(ResourceType.TOPIC, topics.dlq, incremental_configs=[
-        ConfigEntry("max.message.bytes", "2000", incremental_operation=AlterConfigOpType.SET)])])[
-        ConfigResource(ResourceType.TOPIC, topics.dlq)].result(30)
+    _set_topic_config(kafka, topics.dlq, "max.message.bytes", "2000")
     bad = b'{"cpu_pct": "' + os.urandom(10_000).hex().encode() + b'"}'  # wrong_type, 20 KB, incompressible
     items = [sample_msg(i, float(i % 100)) for i in range(200)] + [(b"r1/bad", bad)] + \
         [sample_msg(i, float(i % 100)) for i in range(200, 600)]
@@ -115,9 +130,7 @@ def test_at_least_once_never_commits_past_a_failed_delivery(kafka: Broker, topic
     assert errors and "not delivered" in str(errors[0]), errors
     assert _committed(kafka, group, topics.samples) <= 200  # the bad record is at offset 200
 
-    admin.incremental_alter_configs([ConfigResource(ResourceType.TOPIC, topics.dlq, incremental_configs=[
-        ConfigEntry("max.message.bytes", "1048588", incremental_operation=AlterConfigOpType.SET)])])[
-        ConfigResource(ResourceType.TOPIC, topics.dlq)].result(30)
+    _set_topic_config(kafka, topics.dlq, "max.message.bytes", "1048588")
     second = StreamProcessor(_settings(kafka, topics, tiny_bundle, group, batch_size=16))
     t, errors = _run_catching(second, max_idle_s=8)
     t.join(180)
@@ -153,3 +166,126 @@ def test_aborted_transaction_leaves_no_trace_in_alert_state(kafka: Broker, topic
     assert [a["state"] for a in alerts] == ["firing", "resolved"]
     per_offset = _per_offset(kafka, topics.predictions, committed=True)
     assert len(per_offset) == len(cpus) and max(per_offset.values()) == 1
+
+
+@pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
+def test_undeliverable_output_goes_to_the_dlq_and_the_stream_goes_on(
+        kafka: Broker, topic_factory: Any, group_factory: Any, tiny_bundle: Path, guarantee: str) -> None:
+    """Defect 3: one input's verdict can never be delivered (the broker refuses it). After bounded retries
+    the input is in the DLQ with the output error as its reason, the metric counts one, and every other
+    input has its verdict (once each under exactly-once)."""
+    topics = make_topics(topic_factory)
+    n = 300
+    items = [sample_msg(i, float(i % 100)) for i in range(n)]
+    items.insert(150, sample_msg(n, 20.0, host="poison"))
+    _set_topic_config(kafka, topics.predictions, "max.message.bytes", "500000")  # verdict batches are far smaller
+    produce(kafka.conf, topics.samples, items)
+    eos = guarantee == "exactly-once"
+
+    def make_producer(conf: dict[str, Any]) -> OversizeProducer:
+        return OversizeProducer(conf, lambda topic, value: topic == topics.predictions
+                                and b'"host":"poison"' in (value or b""))
+
+    proc = StreamProcessor(_settings(kafka, topics, tiny_bundle, group_factory(), batch_size=16,
+                                     guarantee=guarantee), producer_factory=make_producer)
+    t, errors = _run_catching(proc, max_idle_s=8)
+    t.join(150)
+    proc.stop()
+    t.join(60)
+    assert not errors, errors
+    inputs = {(m.partition(), m.offset()): m.key() for m in read_topic(kafka.conf, topics.samples, idle_s=2)}
+    poison = next(k for k, key in inputs.items() if key == b"r1/poison")
+    per_offset = _per_offset(kafka, topics.predictions, committed=eos)
+    assert set(per_offset) == set(inputs) - {poison}
+    if eos:
+        assert max(per_offset.values()) == 1
+    dlq = [dict(m.headers() or []) for m in read_topic(kafka.conf, topics.dlq, idle_s=2, read_committed=eos)]
+    assert [(int(h["perfwatch.source.partition"]), int(h["perfwatch.source.offset"])) for h in dlq] == [poison]
+    assert dlq[0]["perfwatch.error.reason"] == b"undeliverable"
+    assert b"too large" in dlq[0]["perfwatch.error.message"].lower(), dlq[0]
+    assert proc.metrics.registry.get_sample_value("perfwatch_undeliverable_total") == 1
+
+
+def test_far_future_timestamp_becomes_a_dead_letter(kafka: Broker, topic_factory: Any, group_factory: Any,
+                                                    tiny_bundle: Path) -> None:
+    """Defect 5: a record stamped past year 9999 (a topic that allows any timestamp) is a DLQ record with
+    its reason; the loop goes on and every other sample gets its verdict."""
+    topics = make_topics(topic_factory)
+    samples = f"samples-{uuid.uuid4().hex[:10]}"
+    ensure_topics(kafka.conf, [samples], partitions=3,
+                  config={"message.timestamp.after.max.ms": str(2**63 - 1), "message.timestamp.type": "CreateTime"})
+    topics = Topics(samples, topics.predictions, topics.alerts, topics.dlq)
+    p = Producer(kafka.conf)
+    year_10000 = 253_402_300_800_000 + 86_400_000  # ms: 10000-01-02
+    for i in range(100):
+        key, value = sample_msg(i, float(i))
+        p.produce(samples, value, key, timestamp=year_10000 if i == 40 else 0)
+    assert p.flush(30) == 0
+    proc = StreamProcessor(_settings(kafka, topics, tiny_bundle, group_factory(), batch_size=16))
+    t, errors = _run_catching(proc, max_idle_s=6)
+    t.join(120)
+    assert not t.is_alive() and not errors, errors
+    assert len(_per_offset(kafka, topics.predictions)) == 99
+    dlq = [dict(m.headers() or []) for m in read_topic(kafka.conf, topics.dlq, idle_s=2)]
+    assert len(dlq) == 1 and dlq[0]["perfwatch.error.reason"] == b"bad_timestamp"
+
+
+def _healthz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:  # noqa: S310
+            return int(r.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def test_hung_transactional_call_fails_liveness_and_the_watchdog_exits(
+        kafka: Broker, topic_factory: Any, group_factory: Any, tiny_bundle: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Defect 6: send_offsets_to_transaction blocks past its timeout (the librdkafka bug). /healthz turns
+    503 once the loop has not turned for liveness_s, and the watchdog ends the process with a thread dump
+    once the call passes its deadline (os._exit is replaced here by a recorder that also unblocks the
+    call). A restarted member (same group, so the same default transactional id) fences the stuck one and
+    finishes the stream: 0 lost, 0 duplicated."""
+    caplog.set_level(logging.CRITICAL, "perfwatch.consumer")
+    topics = make_topics(topic_factory)
+    n = 400
+    produce(kafka.conf, topics.samples, [sample_msg(i, float(i % 100)) for i in range(n)])
+    holder: list[HangingOffsetsProducer] = []
+    exits: list[int] = []
+
+    def make_producer(conf: dict[str, Any]) -> HangingOffsetsProducer:
+        holder.append(HangingOffsetsProducer(conf, hang_at=3))
+        return holder[0]
+
+    def fake_exit(code: int) -> None:
+        exits.append(code)
+        holder[0].release.set()
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = StreamProcessor(_settings(kafka, topics, tiny_bundle, group_factory(), batch_size=16,
+                                     guarantee="exactly-once", metrics_port=port, liveness_s=3),
+                           producer_factory=make_producer)
+    t, errors = _run_catching(proc, max_idle_s=6)
+    try:
+        assert wait_for(lambda: holder and holder[0].calls >= 3, timeout=60)
+        assert wait_for(lambda: _healthz(port) == 503, timeout=30), "liveness never failed while the loop hung"
+        assert wait_for(lambda: bool(exits), timeout=60), "the watchdog never ended the hung process"
+    finally:
+        holder[0].release.set()
+        proc.stop()  # in production the process is gone; here it finds itself fenced or stops
+        t.join(60)
+    assert exits == [70]
+    dump = "\n".join(r.getMessage() for r in caplog.records if "passed its deadline" in r.getMessage())
+    assert "send_offsets_to_transaction" in dump and "Thread" in dump
+    restarted = StreamProcessor(_settings(kafka, topics, tiny_bundle, proc.s.group_id, batch_size=16,
+                                          guarantee="exactly-once"))
+    t, errors = _run_catching(restarted, max_idle_s=8)
+    t.join(180)
+    assert not t.is_alive() and not errors, errors
+    per_offset = _per_offset(kafka, topics.predictions, committed=True)
+    assert len(per_offset) == n and max(per_offset.values()) == 1

@@ -124,3 +124,10 @@ def test_staged_hysteresis_changes_nothing_until_applied() -> None:
     kept.apply()
     assert h.states["k"].firing and list(h.states["k"].window) == [True, True]
     assert h.staged().observe("k", False) is None
+
+
+def test_a_timestamp_past_year_9999_is_a_dead_letter_not_a_crash() -> None:
+    model = RowModel()
+    b = prepare([_msg(0, _sample(10), ts_ms=253_402_300_800_000 + 86_400_000), _msg(1, _sample(10))], model,  # type: ignore[arg-type]
+                max_bytes=65536, mem_total_gb=None)
+    assert [exc.reason for _, exc in b.invalid] == ["bad_timestamp"] and len(b.valid) == 1
