@@ -262,7 +262,9 @@ class ExactlyOnce:
             return True
         except KafkaException as exc:
             err = exc.args[0]
-            if not err.txn_requires_abort():
+            # _STATE from produce(): the transaction failed meanwhile (e.g. a record was refused) and
+            # takes no more records until it is aborted.
+            if not (err.txn_requires_abort() or err.code() == KafkaError._STATE):
                 raise
             log.warning("transaction aborted (%s); rewinding to re-process the batch", err)
             self._abort()
@@ -270,14 +272,14 @@ class ExactlyOnce:
                 self.retries.failed(record, rec_err)
             return False
 
-    def _abort(self, attempts: int = 5) -> None:
-        """abort_transaction, serving delivery reports first: librdkafka cannot finish an abort while the
-        reports of the aborted records wait in the event queue (it times out instead)."""
+    def _abort(self, attempts: int = 20) -> None:
+        """abort_transaction in short calls, serving delivery reports between them: librdkafka cannot finish
+        an abort while the reports of the aborted records wait in the event queue (it times out instead)."""
         for i in range(attempts):
-            self.producer.poll(0)
+            self.producer.poll(0.05)
             try:
-                with self._deadline("abort_transaction", 10):
-                    self.producer.abort_transaction(10)
+                with self._deadline("abort_transaction", 1):
+                    self.producer.abort_transaction(1)
                 break
             except KafkaException as exc:
                 if not exc.args[0].retriable() or i == attempts - 1:

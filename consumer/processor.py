@@ -82,6 +82,7 @@ class StreamProcessor:
         else:
             self.delivery = AtLeastOnce(self.producer, self.consumer, retries)
         self._last_lag = 0.0
+        self._idle_since = time.monotonic()
         self._lag_total = 0
         self._loop_at = self._progress_at = time.monotonic()  # liveness: the loop turns; work gets done
 
@@ -145,17 +146,17 @@ class StreamProcessor:
         self.delivery.start()
         self.consumer.subscribe([self.s.samples_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
-        idle_since = time.monotonic()
+        self._idle_since = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 self._loop_at = time.monotonic()
                 if not self._work_waiting():
                     self._progress_at = self._loop_at
                 if not self._assigned:  # waiting for the group (e.g. a dead member's session to expire)
-                    idle_since = time.monotonic()
+                    self._idle_since = time.monotonic()
                 if self._fill():  # batch N+1 goes into inference …
-                    idle_since = time.monotonic()
-                elif max_idle_s is not None and time.monotonic() - idle_since > max_idle_s \
+                    self._idle_since = time.monotonic()
+                elif max_idle_s is not None and time.monotonic() - self._idle_since > max_idle_s \
                         and not (self._forming or self.pool or self.delivery.pending()):
                     break
                 self._emit_finished()  # … while this thread produces and commits batch N
@@ -293,6 +294,7 @@ class StreamProcessor:
         for (topic, part), off in rewind.items():
             if (topic, part) not in keep_out:
                 self.consumer.seek(TopicPartition(topic, part, off))
+        self._idle_since = time.monotonic()  # the rewound messages are work: a bounded run must not end now
 
     def _backpressure(self) -> None:
         """Pause the assigned partitions while too many batches wait for acks; resume when half drained."""

@@ -134,3 +134,21 @@ class HangingOffsetsProducer(Wrapper):
         if self.calls == self.hang_at:
             self.release.wait()
         self.real.send_offsets_to_transaction(*args)
+
+
+class RebalanceRecorder(Wrapper):
+    """Records every assign, revoke and loss the group hands the loop."""
+
+    def __init__(self, conf: dict[str, Any]) -> None:
+        super().__init__(Consumer(conf))
+        self.events: list[str] = []
+
+    def subscribe(self, topics: list[str], on_assign: Any, on_revoke: Any, on_lost: Any) -> None:
+        def wrap(name: str, cb: Any) -> Any:
+            def call(c: Any, ps: list[Any]) -> None:
+                self.events.append(name)
+                cb(c, ps)
+            return call
+
+        self.real.subscribe(topics, on_assign=wrap("assign", on_assign), on_revoke=wrap("revoke", on_revoke),
+                            on_lost=wrap("lost", on_lost))

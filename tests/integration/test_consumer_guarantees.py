@@ -26,6 +26,7 @@ from tests.integration.faults import (
     HangingOffsetsProducer,
     HeldAcksProducer,
     OversizeProducer,
+    RebalanceRecorder,
     StallOnPauseConsumer,
 )
 from tests.kafka_fixtures import Broker
@@ -289,3 +290,30 @@ def test_hung_transactional_call_fails_liveness_and_the_watchdog_exits(
     assert not t.is_alive() and not errors, errors
     per_offset = _per_offset(kafka, topics.predictions, committed=True)
     assert len(per_offset) == n and max(per_offset.values()) == 1
+
+
+def test_pathological_seed_lines_never_stall_the_group(kafka: Broker, topic_factory: Any, group_factory: Any,
+                                                       tiny_bundle: Path) -> None:
+    """Defect 4 (the parser's fix is perfwatch/seedtext.py): 4 seed-text lines of 64 KB that made the old
+    pattern backtrack, then 100 valid samples. All 100 verdicts arrive, the 4 lines are dead letters, and
+    the group never rebalances (max.poll.interval.ms lowered to 30 s so a slow parse shows as a rebalance)."""
+    topics = make_topics(topic_factory, partitions=1)
+    head = b"CPU Load: 1%, Memory: 1%, Disk: 1"  # then spaces and a stray character: no match, found late
+    bad = [head + b" " * (64 * 1024 - len(head) - 1) + b"x"] * 4
+    produce(kafka.conf, topics.samples, [(b"r1/h", v) for v in bad] + [sample_msg(i, 10.0) for i in range(100)])
+    recorder: list[RebalanceRecorder] = []
+
+    def make_consumer(conf: dict[str, Any]) -> RebalanceRecorder:
+        recorder.append(RebalanceRecorder({**conf, "max.poll.interval.ms": 30_000}))
+        return recorder[0]
+
+    proc = StreamProcessor(_settings(kafka, topics, tiny_bundle, group_factory(), batch_size=16,
+                                     max_message_bytes=128 * 1024), consumer_factory=make_consumer)
+    t = run_in_thread(proc, max_idle_s=6)
+    wait_for(lambda: len(_per_offset(kafka, topics.predictions)) >= 100, timeout=240, every=3)
+    proc.stop()
+    t.join(120)
+    assert len(_per_offset(kafka, topics.predictions)) == 100
+    assert len(list(read_topic(kafka.conf, topics.dlq, idle_s=2))) == 4
+    assert recorder[0].events[:1] == ["assign"] and "lost" not in recorder[0].events
+    assert recorder[0].events.count("assign") == 1, recorder[0].events
