@@ -292,6 +292,9 @@ def test_hung_transactional_call_fails_liveness_and_the_watchdog_exits(
     assert len(per_offset) == n and max(per_offset.values()) == 1
 
 
+@pytest.mark.skip(reason="enable when the linear seed-text parser (#15 item 4, perfwatch/seedtext.py) merges: on "
+                         "today's parser one 64 KB line holds the GIL in re.match for many minutes and freezes "
+                         "the whole test process")
 def test_pathological_seed_lines_never_stall_the_group(kafka: Broker, topic_factory: Any, group_factory: Any,
                                                        tiny_bundle: Path) -> None:
     """Defect 4 (the parser's fix is perfwatch/seedtext.py): 4 seed-text lines of 64 KB that made the old
