@@ -30,9 +30,10 @@ FROM base AS consumer
 RUN pip install ".[consumer]"
 USER perfwatch
 EXPOSE 9108
-# The metrics endpoint answers once the processor is up (PERFWATCH_METRICS_PORT, 9108 in compose).
+# Liveness on the metrics port (PERFWATCH_METRICS_PORT, 9108 in compose): /healthz answers 503 when the loop
+# is stuck or has made no progress for PERFWATCH_LIVENESS_S while work waits (urlopen raises on 503).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PERFWATCH_METRICS_PORT', '9108') + '/metrics', timeout=4)"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PERFWATCH_METRICS_PORT', '9108') + '/healthz', timeout=4)"]
 # Exec form: perfwatch is PID 1 and gets SIGTERM itself (finish the batch, commit, leave the group).
 ENTRYPOINT ["perfwatch"]
 CMD ["consume"]

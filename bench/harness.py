@@ -123,19 +123,24 @@ def consume_process(bootstrap: str, topics: Topics, bundle: Path, *extra: str,
 
 
 def count(conf: dict[str, Any], topics: Topics, committed: bool = True) -> tuple[int, int, int, int]:
-    """(inputs, lost, duplicated, dlq) by source offset."""
+    """(inputs, lost, duplicated, dlq) by source offset. Duplicated counts a second verdict, a second dead
+    letter or a second alert (same input and state) of one input, and an input with both a verdict and a
+    dead letter: under exactly-once every one of them must be 0."""
     inputs = {(m.partition(), m.offset()) for m in read_topic(conf, topics.samples, idle_s=2)}
     per: Counter[tuple[int, int]] = Counter()
     for m in read_topic(conf, topics.predictions, idle_s=2, read_committed=committed):
         src = json.loads(m.value() or b"{}")["source"]
         per[(src["partition"], src["offset"])] += 1
-    dlq = set()
+    dlq: Counter[tuple[int, int]] = Counter()
     for m in read_topic(conf, topics.dlq, idle_s=2, read_committed=committed):
         h = headers_of(m)
-        dlq.add((int(h["perfwatch.source.partition"]), int(h["perfwatch.source.offset"])))
-    handled = set(per) | dlq
-    lost = len(inputs - handled)
-    duplicated = sum(per.values()) - len(per)
+        dlq[(int(h["perfwatch.source.partition"]), int(h["perfwatch.source.offset"]))] += 1
+    alerts: Counter[tuple[int, int, str | None]] = Counter()
+    for m in read_topic(conf, topics.alerts, idle_s=2, read_committed=committed):
+        a = json.loads(m.value() or b"{}")
+        alerts[(a["source"]["partition"], a["source"]["offset"], a.get("state"))] += 1
+    lost = len(inputs - (set(per) | set(dlq)))
+    duplicated = sum(sum(c.values()) - len(c) for c in (per, dlq, alerts)) + len(set(per) & set(dlq))
     return len(inputs), lost, duplicated, len(dlq)
 
 

@@ -16,6 +16,17 @@ class _KeyState:
     window: deque[bool]
     firing: bool = False
 
+    def observe(self, is_high: bool, n: int) -> AlertState | None:
+        self.window.append(is_high)
+        highs = sum(self.window)
+        if not self.firing and highs >= n:
+            self.firing = True
+            return "firing"
+        if self.firing and highs < n:
+            self.firing = False
+            return "resolved"
+        return None
+
 
 @dataclass
 class Hysteresis:
@@ -34,18 +45,35 @@ class Hysteresis:
         st = self.states.get(key)
         if st is None:
             st = self.states[key] = _KeyState(deque(maxlen=self.m))
-        st.window.append(is_high)
-        highs = sum(st.window)
-        if not st.firing and highs >= self.n:
-            st.firing = True
-            return "firing"
-        if st.firing and highs < self.n:
-            st.firing = False
-            return "resolved"
-        return None
+        return st.observe(is_high, self.n)
+
+    def staged(self) -> Staged:
+        """Updates kept apart from this state until ``apply()``: a batch's, applied once it is committed."""
+        return Staged(self)
 
     def restore(self, key: str, state: AlertState) -> None:
         """Take over a key's state from the alerts topic after a rebalance (its window is not on the
         topic: a firing key restarts with a full-high window, so it resolves only on fresh evidence)."""
         firing = state == "firing"
         self.states[key] = _KeyState(deque([firing] * self.m, maxlen=self.m), firing)
+
+
+@dataclass
+class Staged:
+    """One batch's hysteresis updates on copies of the keys it touches: applied when the batch is
+    committed, dropped when its transaction aborts, so an aborted batch leaves no trace."""
+
+    base: Hysteresis
+    states: dict[str, _KeyState] = field(default_factory=dict)
+
+    def observe(self, key: str, is_high: bool) -> AlertState | None:
+        st = self.states.get(key)
+        if st is None:
+            orig = self.base.states.get(key)
+            st = self.states[key] = (_KeyState(deque(orig.window, maxlen=self.base.m), orig.firing) if orig
+                                     else _KeyState(deque(maxlen=self.base.m)))
+        return st.observe(is_high, self.base.n)
+
+    def apply(self) -> None:
+        self.base.states.update(self.states)
+        self.states = {}

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+Health = Callable[[], tuple[bool, str]]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        pass
 
 
 @dataclass
@@ -25,7 +37,21 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.lag = Gauge("perfwatch_consumer_lag", "messages behind the end of each partition", ["partition"],
                          registry=r)
+        self.undeliverable = Counter("perfwatch_undeliverable_total",
+                                     "inputs sent to the DLQ because their output could not be delivered", registry=r)
         self.paused = Gauge("perfwatch_paused", "1 while partitions are paused for backpressure", registry=r)
 
-    def serve(self, port: int) -> None:
-        start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104 - a metrics endpoint
+    def serve(self, port: int, health: Health | None = None) -> WSGIServer:
+        """/metrics (Prometheus) and /healthz (200 while ``health`` says live, else 503 with the reason)."""
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/healthz":
+                ok, why = health() if health is not None else (True, "ok")
+                start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [why.encode() + b"\n"]
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+
+        server = make_server("0.0.0.0", port, app, ThreadingWSGIServer, handler_class=_QuietHandler)  # noqa: S104
+        threading.Thread(target=server.serve_forever, name="perfwatch-metrics", daemon=True).start()
+        return server

@@ -9,7 +9,7 @@ import numpy as np
 from confluent_kafka import Message
 
 from perfwatch.consumer.batch import Batch, coords
-from perfwatch.consumer.hysteresis import Hysteresis
+from perfwatch.consumer.hysteresis import Hysteresis, Staged
 from perfwatch.errors import ContractError
 from perfwatch.labels import ALERT_LABEL
 from perfwatch.verdict import Alert, ModelRef, SourceRef, Verdict
@@ -24,6 +24,8 @@ class Record:
     value: bytes
     headers: list[Header] | None = None
     state: str | None = None  # for alerts: "high" (every HighLoad verdict), "firing" or "resolved"
+    source: tuple[str, int, int] | None = None  # the input it came from (topic, partition, offset)
+    reason: str | None = None  # for dead letters: why
 
 
 def dlq_headers(msg: Message, exc: ContractError, truncated_from: int | None) -> list[Header]:
@@ -43,15 +45,27 @@ def dlq_headers(msg: Message, exc: ContractError, truncated_from: int | None) ->
 
 
 def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: ModelRef, *, predictions_topic: str,
-          alerts_topic: str, dlq_topic: str, emit_predictions: bool, hysteresis: Hysteresis | None,
-          dlq_max_bytes: int) -> tuple[list[Record], list[Verdict]]:
+          alerts_topic: str, dlq_topic: str, emit_predictions: bool, hysteresis: Hysteresis | Staged | None,
+          dlq_max_bytes: int, undeliverable: dict[tuple[str, int, int], str] | None = None,
+          ) -> tuple[list[Record], list[Verdict]]:
+    """``undeliverable``: inputs whose output failed every try (with the error): they go to the DLQ."""
     now = datetime.now(UTC)
     records: list[Record] = []
     verdicts: list[Verdict] = []
     best = probs.argmax(axis=-1) if len(probs) else np.zeros(0, dtype=int)
+
+    def dead_letter(msg: Message, exc: ContractError) -> Record:
+        value = msg.value() or b""
+        truncated = len(value) if len(value) > dlq_max_bytes else None
+        return Record(dlq_topic, msg.key(), value[:dlq_max_bytes], dlq_headers(msg, exc, truncated),
+                      source=coords(msg), reason=exc.reason)
+
     for (msg, s), row, i in zip(batch.valid, probs, best, strict=True):
         label = labels[int(i)]
         topic, partition, offset = coords(msg)
+        if undeliverable and (error := undeliverable.get((topic, partition, offset))) is not None:
+            records.append(dead_letter(msg, ContractError("undeliverable", f"output not delivered: {error}")))
+            continue
         v = Verdict(
             run_id=s.run_id, host=s.host, ts=s.ts, label=label, confidence=float(row[i]),  # type: ignore[arg-type]
             scores={lab: float(p) for lab, p in zip(labels, row, strict=True)},
@@ -64,16 +78,14 @@ def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: Model
         high = label == ALERT_LABEL
         # Serialized once: without hysteresis an alert is the verdict itself (an Alert with no state).
         value = v.model_dump_json().encode() if emit_predictions or (high and hysteresis is None) else b""
+        src = (topic, partition, offset)
         if emit_predictions:
-            records.append(Record(predictions_topic, key, value))
+            records.append(Record(predictions_topic, key, value, source=src))
         if hysteresis is None:
             if high:
-                records.append(Record(alerts_topic, key, value, state="high"))
+                records.append(Record(alerts_topic, key, value, state="high", source=src))
         elif state := hysteresis.observe(s.key, high):
             alert = Alert(**v.__dict__, state=state)
-            records.append(Record(alerts_topic, key, alert.model_dump_json().encode(), state=state))
-    for msg, exc in batch.invalid:
-        value = msg.value() or b""
-        truncated = len(value) if len(value) > dlq_max_bytes else None
-        records.append(Record(dlq_topic, msg.key(), value[:dlq_max_bytes], dlq_headers(msg, exc, truncated)))
+            records.append(Record(alerts_topic, key, alert.model_dump_json().encode(), state=state, source=src))
+    records.extend(dead_letter(msg, exc) for msg, exc in batch.invalid)
     return records, verdicts

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from perfwatch.bundle import Precision
 from perfwatch.console import console
+from perfwatch.errors import InputError
 from perfwatch.labels import (
     HIGH,
     HIGH_ANY,
@@ -151,7 +152,7 @@ def evaluate_points(bundle: Path, pts: np.ndarray, precision: Precision = "int8"
     workers, threads = inference_plan(workers, threads)
     model = BundleModel(bundle, precision, threads)
     if tuple(model.labels) != LABELS:
-        raise ValueError(f"{bundle}: labels {model.labels} are not the policy's {LABELS}; "
+        raise InputError(f"{bundle}: labels {model.labels} are not the policy's {LABELS}; "
                          "only a model of the built-in policy can be checked against it")
     t0 = time.monotonic()
     pred = _predict_all(model, pts, batch, workers, f"{precision} {scope}")

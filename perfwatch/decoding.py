@@ -65,9 +65,15 @@ def decode_sample(
 
 
 def record_time(msg: Message) -> datetime | None:
-    """The record's Kafka timestamp (create or log-append time), when the broker gave one."""
+    """The record's Kafka timestamp (create or log-append time), when the broker gave one. One no date can
+    hold (past year 9999, possible on topics that allow it) is bad input, never a crash."""
     kind, ms = msg.timestamp()
-    return None if kind == TIMESTAMP_NOT_AVAILABLE else datetime.fromtimestamp(ms / 1000, UTC)
+    if kind == TIMESTAMP_NOT_AVAILABLE:
+        return None
+    try:
+        return datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, ValueError, OSError) as exc:
+        raise ContractError("bad_timestamp", f"record timestamp {ms} ms is not a date ({exc})") from exc
 
 
 def decode_record(msg: Message, rules: SampleSettings) -> Sample:

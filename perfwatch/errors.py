@@ -19,6 +19,8 @@ Reason = Literal[
     "unparseable_text",
     "unknown_label",
     "invalid",
+    "bad_timestamp",  # the record's timestamp is outside what a date can hold (past year 9999)
+    "undeliverable",  # the input's output could not be delivered after the retries
 ]
 
 

@@ -10,6 +10,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from perfwatch.errors import InputError
+
 SAMPLES_TOPIC = "perf.samples"
 PREDICTIONS_TOPIC = "perf.predictions"
 ALERTS_TOPIC = "perf.alerts"
@@ -97,8 +99,16 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
     emit_predictions: bool = Field(True, description="publish every verdict to the predictions topic")
     hysteresis: str | None = Field(None, description="'N/M': fire after N of the last M samples are HighLoad")
     max_pending_batches: int = Field(4, ge=1, description="pause partitions when more batches await acks")
+    output_attempts: int = Field(3, ge=1, le=20,
+                                 description="tries of an input's output before the input goes to the DLQ")
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port (off when unset)")
-    transactional_id: str | None = Field(None, description="exactly-once transactional.id (default: group-host-pid)")
+    transactional_id: str | None = Field(
+        None, description="exactly-once transactional.id (default: perfwatch-<group>-<instance-id>)")
+    instance_id: str | None = Field(
+        None, description="this member's stable name, e.g. a pod name (default: the host name); a restarted "
+                          "member with the same name fences its stuck predecessor at once")
+    liveness_s: float = Field(120.0, gt=0, description="/healthz fails when the loop has made no progress for "
+                                                       "this long while work waits")
     auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="where a new group starts")
 
     def inference_plan(self) -> tuple[int, int]:
@@ -131,7 +141,7 @@ class NotifySettings(KafkaSettings):
     def check(self) -> None:
         """Raise a one-line ValueError for settings that cannot work (before touching Kafka)."""
         if not self.alertmanager and not self.webhook:
-            raise ValueError("notify needs --alertmanager URL and/or --webhook URL")
+            raise InputError("notify needs --alertmanager URL and/or --webhook URL")
         self.static_labels()
 
     def static_labels(self) -> dict[str, str]:
@@ -142,6 +152,6 @@ class NotifySettings(KafkaSettings):
                 continue
             name, sep, value = pair.partition("=")
             if not sep or not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name.strip()):
-                raise ValueError(f"label {pair.strip()!r}: expected name=value with a Prometheus label name")
+                raise InputError(f"label {pair.strip()!r}: expected name=value with a Prometheus label name")
             out[name.strip()] = value.strip()
         return out

@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, TomlConfigSettingsSource
 
+from perfwatch.errors import InputError
 from perfwatch.producer.schedule import ticks
 from perfwatch.sample import Sample
 
@@ -70,7 +71,7 @@ def metrics_url(url: str) -> str:
         url = "http://" + url
     parts = urlsplit(url)
     if not parts.hostname:
-        raise ValueError(f"not a node_exporter URL: {url!r}")
+        raise InputError(f"not a node_exporter URL: {url!r}")
     return url if parts.path not in ("", "/") else f"{parts.scheme}://{parts.netloc}/metrics"
 
 
@@ -189,10 +190,10 @@ class Fleet:
                  max_backoff_s: float = 30.0, mapper: Mapper | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not targets:
-            raise ValueError("no node_exporter hosts given")
+            raise InputError("no node_exporter hosts given")
         names = [t.name for t in targets]
         if len(set(names)) != len(names):
-            raise ValueError(f"two node_exporter hosts share a name: {sorted(n for n in names if names.count(n) > 1)}")
+            raise InputError(f"two node_exporter hosts share a name: {sorted(n for n in names if names.count(n) > 1)}")
         self.hosts = [_Host(t) for t in targets]
         self.interval_s, self.timeout_s, self.max_backoff_s = interval_s, timeout_s, max_backoff_s
         self._pool: ThreadPoolExecutor | None = None
@@ -282,7 +283,7 @@ class FleetSettings(BaseSettings):
         """From a TOML file (optional), then env, with ``overrides`` (flags that were given) winning; ``urls``
         (``[NAME=]URL``) are hosts added to the file's."""
         if path is not None and not path.is_file():
-            raise ValueError(f"{path}: no such hosts file")
+            raise InputError(f"{path}: no such hosts file")
         try:
             data = TomlConfigSettingsSource(cls, toml_file=path)() if path else {}
             data["hosts"] = [*data.get("hosts", []), *({"url": u} for u in urls)]
@@ -290,6 +291,6 @@ class FleetSettings(BaseSettings):
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             where = ".".join(str(p) for p in err["loc"])
-            raise ValueError(f"{path or 'settings'}: {where}: {err['msg']}") from None
+            raise InputError(f"{path or 'settings'}: {where}: {err['msg']}") from None
         except ValueError as exc:  # tomllib.TOMLDecodeError: one line, with the file
-            raise ValueError(f"{path}: {exc}") from None
+            raise InputError(f"{path}: {exc}") from None

@@ -3,6 +3,7 @@ tests/integration/conftest.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,16 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real bundle (fp32 + int8) made from the tiny checkpoint by the real export code, its int8 model
-    checked against the label policy on all 1,030,301 inputs (export refuses it if it misses HighLoad)."""
+    checked against the label policy on all 1,030,301 inputs (export refuses it if it misses HighLoad).
+    PERFWATCH_TEST_BUNDLE=DIR reuses one an earlier run exported (saves the training on a busy machine)."""
     from perfwatch.export.bundle_writer import export_bundle
     from perfwatch.export.policy_gate import GateSettings
+
+    if reuse := os.environ.get("PERFWATCH_TEST_BUNDLE"):
+        return Path(reuse)
+    tiny_checkpoint: Path = request.getfixturevalue("tiny_checkpoint")
 
     out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
     export_bundle(tiny_checkpoint, out, parity_samples=600, policy=GateSettings(scope="cube"))

@@ -29,7 +29,8 @@ def test_services_images_and_healthchecks() -> None:
     assert services["consumer"]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
     assert services["consumer"]["build"]["target"] == "consumer"
     assert services["replay"]["profiles"] == ["replay"]
-    assert "HEALTHCHECK" in DOCKERFILE and "/metrics" in DOCKERFILE
+    assert "HEALTHCHECK" in DOCKERFILE and "/healthz" in DOCKERFILE
+    assert "/healthz" in " ".join(services["consumer"]["healthcheck"]["test"])
 
 
 def test_env_names_are_settings_the_code_reads() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from perfwatch.subscriber.rundata import RunData
 from perfwatch.subscriber.report import as_dict, summarize
+from perfwatch.subscriber.rundata import RunData
 from perfwatch.verdict import Alert, ModelRef, SourceRef, Verdict
 
 T0 = datetime(2026, 3, 7, 2, 13, tzinfo=UTC)

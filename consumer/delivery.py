@@ -1,0 +1,329 @@
+"""How a batch's output records reach Kafka and its input offsets get committed: two strategies behind
+one small interface, so the loop never branches on the guarantee.
+
+at-least-once: a batch's offsets are committed once every record it produced is acknowledged.
+exactly-once: one transaction per batch with send_offsets_to_transaction; readers use read_committed.
+
+Both retry a batch whose output failed (the loop rewinds and re-processes it after a backoff); an input
+whose output failed ``attempts`` times goes to the DLQ with the error as its reason, and the stream goes
+on. Only a dead letter that cannot be delivered stops the consumer, with nothing committed past it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+from perfwatch.consumer.batch import Batch
+from perfwatch.consumer.routing import Record
+from perfwatch.consumer.watchdog import Watchdog
+from perfwatch.errors import PerfwatchError
+
+log = logging.getLogger("perfwatch.consumer")
+
+Coords = tuple[str, int, int]
+# A blocking transactional call gets its own timeout plus this before the watchdog ends the process.
+DEADLINE_GRACE_S = 5.0
+# Errors that belong to the record itself (its size, its topic or partition, its content): counted against
+# its input. Others (purged with an aborted transaction, sequence or epoch trouble after another record
+# failed) only retry the batch, so that one bad record never sends its neighbours to the DLQ.
+_RECORD_ERRORS = frozenset({
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD,
+    KafkaError.INVALID_MSG, KafkaError.INVALID_MSG_SIZE, KafkaError.INVALID_TIMESTAMP,
+    KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.POLICY_VIOLATION, KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION,
+    KafkaError._MSG_TIMED_OUT,
+})
+
+
+class DeliveryFailed(PerfwatchError, RuntimeError):
+    pass
+
+
+class OutputRetries:
+    """How often each input's output failed; after ``attempts`` failures its input goes to the DLQ."""
+
+    def __init__(self, attempts: int = 3, backoff_s: float = 0.5, max_backoff_s: float = 5.0) -> None:
+        self.attempts = attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.failures: dict[Coords, tuple[int, str]] = {}
+        self.retries = 0  # batches retried in a row (reset by a commit)
+
+    def failed(self, record: Record, err: KafkaError) -> None:
+        """Count a record's failure; a dead letter that failed every try cannot go anywhere: stop."""
+        if record.source is None:
+            return
+        n = self.failures.get(record.source, (0, ""))[0] + 1
+        self.failures[record.source] = (n, str(err))
+        log.warning("output for %s[%d]@%d not delivered (try %d of %d): %s", *record.source, n, self.attempts, err)
+        if record.reason is not None and n >= self.attempts:
+            raise DeliveryFailed(f"dead letter for {record.source} not delivered to the DLQ after {n} tries "
+                                 f"({err}); stopping without committing it, the input is re-read on restart")
+
+    def give_up(self) -> dict[Coords, str]:
+        """Inputs whose output failed every try, with the last error: route them to the DLQ."""
+        return {src: err for src, (n, err) in self.failures.items() if n >= self.attempts}
+
+    def backoff(self) -> float:
+        """Before re-processing a failed batch: grows with the retries in a row."""
+        self.retries += 1
+        return min(self.backoff_s * 2 ** (self.retries - 1), self.max_backoff_s)
+
+    def committed(self, batch: Batch) -> None:
+        self.retries = 0
+        if self.failures:
+            for t, p, o in list(self.failures):
+                if batch.first_offsets.get((t, p), o + 1) <= o < batch.next_offsets.get((t, p), 0):
+                    del self.failures[(t, p, o)]
+
+
+class Delivery(Protocol):
+    commits: int
+    retries: OutputRetries
+
+    def start(self) -> None:
+        """Before the first batch (exactly-once: init_transactions)."""
+
+    def emit(self, batch: Batch, records: list[Record]) -> bool:
+        """Produce a batch's records and see to its commit. False: the batch was aborted and nothing of it
+        is visible; the caller rewinds to it."""
+
+    def poll(self) -> list[Batch]:
+        """Serve delivery reports and commit what is acknowledged. Returns the batches to re-process (a
+        record of the first failed; nothing of them or after them is committed)."""
+
+    def pending(self) -> int:
+        """Batches produced and not yet committed."""
+
+    def drain(self, timeout: float) -> list[Batch]:
+        """Wait (bounded) until every batch produced so far is committed. Returns the batches to
+        re-process when one failed (as poll)."""
+
+    def on_lost(self) -> None:
+        """The partitions are gone: forget what is uncommitted, commit nothing."""
+
+
+def produce_all(producer: Any, records: list[Record],
+                on_delivery: Callable[[Record], Callable[[KafkaError | None, Message], None]] | None = None) -> None:
+    for r in records:
+        cb = on_delivery(r) if on_delivery is not None else None
+        while True:
+            try:
+                producer.produce(r.topic, r.value, r.key, headers=r.headers, on_delivery=cb)
+                break
+            except BufferError:  # local queue full: serve deliveries, then retry
+                producer.poll(0.1)
+
+
+@dataclass
+class _Unacked:
+    """A batch whose output records await broker acknowledgement."""
+
+    batch: Batch
+    remaining: int
+    failed: list[tuple[Record, KafkaError]] = field(default_factory=list)
+
+    def on_delivery(self, record: Record) -> Callable[[KafkaError | None, Message], None]:
+        def done(err: KafkaError | None, _msg: Message) -> None:
+            self.remaining -= 1
+            if err is not None:
+                self.failed.append((record, err))
+        return done
+
+
+class AtLeastOnce:
+    def __init__(self, producer: Any, consumer: Any, retries: OutputRetries | None = None) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.retries = retries or OutputRetries()
+        self.commits = 0
+        self._unacked: deque[_Unacked] = deque()
+        # Set once a dead letter failed for good: from then on nothing is committed on any path (main loop,
+        # revoke, close), since a later batch's offsets would pass the failed record.
+        self.failed: str | None = None
+
+    def start(self) -> None:
+        pass
+
+    def emit(self, batch: Batch, records: list[Record]) -> bool:
+        pending = _Unacked(batch, len(records))
+        self._unacked.append(pending)
+        produce_all(self.producer, records, pending.on_delivery)
+        self.producer.poll(0)
+        return True
+
+    def poll(self) -> list[Batch]:
+        self.producer.poll(0)
+        return self._commit_acked()
+
+    def pending(self) -> int:
+        return len(self._unacked)
+
+    def _commit_acked(self) -> list[Batch]:
+        """Commit offsets of the leading batches whose records are all acknowledged; stop at a failed one."""
+        if self.failed is not None:
+            raise DeliveryFailed(self.failed)
+        done: dict[tuple[str, int], int] = {}
+        redo: list[Batch] = []
+        while self._unacked and self._unacked[0].remaining <= 0:
+            u = self._unacked[0]
+            if u.failed:
+                try:
+                    for record, err in u.failed:
+                        if err.code() in _RECORD_ERRORS:
+                            self.retries.failed(record, err)
+                except DeliveryFailed as exc:
+                    self.failed = str(exc)
+                    break
+                # Re-process it and everything after it (never committed): duplicates, never a loss.
+                redo = [x.batch for x in self._unacked]
+                self._unacked.clear()
+                break
+            self._unacked.popleft()
+            self.retries.committed(u.batch)
+            done.update(u.batch.next_offsets)
+        if done:
+            try:
+                self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in done.items()],
+                                     asynchronous=False)
+                self.commits += 1
+            except KafkaException as exc:
+                # e.g. the partitions were revoked meanwhile: the new owner re-reads them (at-least-once)
+                log.warning("commit failed: %s", exc)
+        if self.failed is not None:
+            raise DeliveryFailed(self.failed)
+        return redo
+
+    def drain(self, timeout: float) -> list[Batch]:
+        deadline = time.monotonic() + timeout
+        while self._unacked and self.failed is None and time.monotonic() < deadline:
+            self.producer.poll(0.05)
+            try:
+                if redo := self._commit_acked():
+                    return redo
+            except DeliveryFailed:
+                break  # the main loop raises it; a revoke or close only must not commit past it
+        return []
+
+    def on_lost(self) -> None:
+        self._unacked.clear()
+
+
+class ExactlyOnce:
+    """Every blocking transactional call runs under a watchdog deadline (librdkafka can block past its own
+    timeout), and the retries of one transaction fit inside transaction.timeout.ms: past that the broker
+    aborts it anyway, so the batch is aborted and re-processed instead."""
+
+    def __init__(self, producer: Any, consumer: Any, retries: OutputRetries | None = None,
+                 watchdog: Watchdog | None = None, transaction_timeout_s: float = 10.0) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.retries = retries or OutputRetries()
+        self.watchdog = watchdog
+        self.transaction_timeout_s = transaction_timeout_s
+        self.commits = 0
+
+    @contextmanager
+    def _deadline(self, what: str, timeout: float) -> Iterator[None]:
+        with self.watchdog.deadline(what, timeout + DEADLINE_GRACE_S) if self.watchdog else nullcontext():
+            yield
+
+    def start(self) -> None:
+        with self._deadline("init_transactions", 30):
+            self.producer.init_transactions(30)
+
+    def emit(self, batch: Batch, records: list[Record]) -> bool:
+        failed: list[tuple[Record, KafkaError]] = []
+
+        def on_delivery(record: Record) -> Callable[[KafkaError | None, Message], None]:
+            def done(err: KafkaError | None, _msg: Message) -> None:
+                if err is not None and err.code() in _RECORD_ERRORS:
+                    failed.append((record, err))
+            return done
+
+        # Every retry of this transaction ends before the broker would time it out.
+        deadline = time.monotonic() + 0.8 * self.transaction_timeout_s
+        try:
+            with self._deadline("begin_transaction", 5):
+                self.producer.begin_transaction()
+            produce_all(self.producer, records, on_delivery)
+            self._retriable("send_offsets_to_transaction", lambda t: self.producer.send_offsets_to_transaction(
+                batch.offsets(), self.consumer.consumer_group_metadata(), t), deadline)
+            self._retriable("commit_transaction", lambda t: self.producer.commit_transaction(t), deadline)
+            self.commits += 1
+            self.retries.committed(batch)
+            return True
+        except KafkaException as exc:
+            err = exc.args[0]
+            # _STATE from produce(): the transaction failed meanwhile (e.g. a record was refused) and
+            # takes no more records until it is aborted.
+            if not (err.txn_requires_abort() or err.code() == KafkaError._STATE):
+                raise
+            log.warning("transaction aborted (%s); rewinding to re-process the batch", err)
+            self._abort()
+            for record, rec_err in failed:
+                self.retries.failed(record, rec_err)
+            return False
+
+    def _abort(self, attempts: int = 20) -> None:
+        """abort_transaction in short calls, serving delivery reports between them: librdkafka cannot finish
+        an abort while the reports of the aborted records wait in the event queue (it times out instead)."""
+        for i in range(attempts):
+            self.producer.poll(0.05)
+            try:
+                with self._deadline("abort_transaction", 1):
+                    self.producer.abort_transaction(1)
+                break
+            except KafkaException as exc:
+                if not exc.args[0].retriable() or i == attempts - 1:
+                    raise
+                log.warning("abort_transaction: %s; retrying", exc.args[0])
+        self.producer.poll(0)  # the reports of the aborted records
+
+    def _retriable(self, what: str, op: Callable[[float], Any], deadline: float) -> None:
+        """Retry a transactional call while Kafka says the error is retriable (e.g. the transaction
+        coordinator moved to another broker) and the transaction has time left. A timed-out call goes on in
+        the background (aborting now would conflict with it), so at the end one last call waits a whole
+        transaction timeout for its outcome: by then the broker has aborted the transaction if it could
+        not finish. Abortable and fatal errors propagate; a call still unresolved stops the consumer."""
+        for i in range(1, 100):
+            last = time.monotonic() >= deadline
+            left = self.transaction_timeout_s if last else deadline - time.monotonic()
+            try:
+                with self._deadline(what, left):
+                    op(left)
+                return
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not err.retriable():
+                    raise
+                if last:
+                    raise DeliveryFailed(f"{what} unresolved after the transaction's time ({err}); stopping, "
+                                         "a restarted consumer fences this producer") from exc
+                log.warning("retriable transaction error (%s); retrying", err)
+                time.sleep(min(0.1 * 2**i, 1.0, max(0.0, deadline - time.monotonic())))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def poll(self) -> list[Batch]:
+        self.producer.poll(0)
+        return []
+
+    def pending(self) -> int:
+        return 0
+
+    def drain(self, timeout: float) -> list[Batch]:
+        return []
+
+    def on_lost(self) -> None:
+        try:
+            self._abort()
+        except KafkaException:
+            pass
