@@ -285,3 +285,36 @@ def test_notify_command_delivers_and_stops_cleanly_on_sigterm(kafka: Broker, top
     assert "2 record(s), 1 firing, 1 resolved" in err and "0 retries" in err
     assert [b["status"] for b in receiver.bodies()] == ["firing", "resolved"]
     assert all(SIGNATURE_HEADER in p.headers for p in receiver.posts)
+
+
+def test_a_new_owner_restores_firing_alerts_from_the_topic_and_resends_them(kafka: Broker, topic_factory,
+                                                                            group_factory,
+                                                                            receiver: Receiver) -> None:
+    """A notifier that takes over (restart, rebalance) has no state of its own: it rebuilds it from the
+    topic up to the committed offset, so Alertmanager keeps getting the alerts that still fire (else they
+    would resolve by themselves at endsAt while the load test is still hot)."""
+    topics = make_topics(topic_factory)
+    group = group_factory()
+    produce(kafka.conf, topics.alerts, [_alert("own", "a", "firing", 0), _alert("own", "b", "firing", 1),
+                                        _alert("own", "b", "resolved", 2)])
+    first = Notifier(_notify_settings(kafka, topics, group, webhook=receiver.url + "/hook"))
+    t = _run(first.run)
+    try:
+        assert wait_until(lambda: _committed(kafka, group, topics.alerts) == 3, 60)
+    finally:
+        first.stop()
+        t.join(30)
+    # the next owner talks to an Alertmanager API endpoint (the receiver stands in for it here)
+    second = Notifier(_notify_settings(kafka, topics, group, alertmanager=receiver.url))
+    t = _run(second.run)
+    try:
+        assert wait_until(lambda: any(p.path == "/api/v2/alerts" for p in receiver.posts), 60)
+    finally:
+        second.stop()
+        t.join(30)
+    assert second.stats.consumed == 0  # nothing was redelivered: the state came from the restore
+    first_post = next(p.json for p in receiver.posts if p.path == "/api/v2/alerts")
+    now = datetime.now(UTC)
+    state = {a["labels"]["host"]: datetime.fromisoformat(a["endsAt"].replace("Z", "+00:00")) > now
+             for a in first_post}
+    assert state == {"a": True, "b": False}  # a still fires; b is re-sent resolved for a while
