@@ -40,5 +40,6 @@ def ensure_bench_artifacts(shape: str, workdir: Path = Path("artifacts/bench")) 
     console.print(f"no {shape} bundle yet: training one for {steps} steps (throughput does not depend on it) …")
     train(TrainConfig(out=ckpt.parent, from_scratch=shape, synthetic_runs=100, seed_lines=1000, max_steps=steps,
                       eval_every=max(50, steps // 2), patience=100))
-    export_bundle(ckpt, bundle, min_int8_agreement=0.0, parity_samples=200)
+    # Throughput only: no policy check (a short-trained model misses HighLoad, and checking costs minutes).
+    export_bundle(ckpt, bundle, min_int8_agreement=0.0, parity_samples=200, policy=None)
     return bundle, ckpt

@@ -217,9 +217,11 @@ def card_section(check: PolicyCheck, picture: str | None = None) -> str:
                      for name, r in check.by_region.items())
     cm = "\n".join(f"| {LABELS[i]} | " + " | ".join(f"{v:,}" for v in row) + " |"
                    for i, row in enumerate(check.confusion))
-    what = ("all 1,030,301 whole-percent inputs" if check.scope == "cube"
-            else f"{check.n:,} inputs ({check.scope}): every input within ±{MARGIN} of the policy's HighLoad "
-                 "decision surface plus a uniform sample")
+    what = {"cube": "all 1,030,301 whole-percent inputs",
+            "surface+uniform": f"{check.n:,} inputs: every input within ±{MARGIN} of the policy's HighLoad decision "
+                               "surface plus a uniform sample",
+            "disagreements+uniform": f"{check.n:,} inputs: the other precision's disagreements plus a uniform "
+                                     "sample"}.get(check.scope, f"{check.n:,} inputs ({check.scope})")
     missed = check.missed_high_inputs()
     listing = ", ".join(f"`cpu {c} mem {m} disk {d}`" for c, m, d in missed[:20])
     more = f" … and {len(missed) - 20:,} more" if len(missed) > 20 else ""

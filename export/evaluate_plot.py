@@ -4,7 +4,7 @@ at once, over the policy's labels."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -28,8 +28,9 @@ def plot_disagreements(check: PolicyCheck, path: Path, disk_levels: tuple[int, .
     dis = check.disagreements
     h = LABELS.index(HIGH)
     background = ListedColormap(["#e8f3e8", "#fdf1d6", "#f6d5d5"])
-    fig, axes = plt.subplots(2, 4, figsize=(17, 8.6), constrained_layout=True)
+    fig, axes = plt.subplots(2, 4, figsize=(17, 9.4), constrained_layout=True)
     panels = [("all disk levels", None), *((f"disk {d}", d) for d in disk_levels)]
+    handles: dict[str, Any] = {}
     for ax, (title, disk) in zip(axes.flat, panels, strict=False):
         if disk is None:
             counts = np.zeros((101, 101))
@@ -46,17 +47,19 @@ def plot_disagreements(check: PolicyCheck, path: Path, disk_levels: tuple[int, .
             kinds = ((missed, "#c00000", "missed HighLoad"), (false_high, "#ff8c00", "false HighLoad"),
                      (other, "#404040", "Low ↔ Medium"))
             for rows, colour, name in kinds:
-                ax.scatter(rows[:, 0], rows[:, 1], s=6, c=colour, marker="s", label=f"{name} ({len(rows)})")
-            ax.legend(loc="upper left", fontsize=7, framealpha=0.8)
-        ax.set_title(title)
+                handles[name] = ax.scatter(rows[:, 0], rows[:, 1], s=10, c=colour, marker="s", label=name)
+            title += f": {len(missed)} missed, {len(false_high)} false High, {len(other)} other"
+        ax.set_title(title, fontsize=10)
         ax.set_xlabel("cpu %")
         ax.set_ylabel("mem %")
         ax.set_xlim(-0.5, 100.5)
         ax.set_ylim(-0.5, 100.5)
     for ax in axes.flat[len(panels):]:
         ax.axis("off")
+        ax.legend(list(handles.values()), list(handles), loc="center", title="disagreements")
     fig.suptitle(f"{check.precision} bundle vs the label policy over {check.n:,} inputs ({check.scope}): "
                  f"agreement {check.agreement * 100:.4f} %, {check.missed_high:,} missed HighLoad, "
-                 f"{check.false_high:,} false HighLoad.  Background: policy label (green Low, yellow Medium, red High)")
+                 f"{check.false_high:,} false HighLoad\nbackground: the policy's label (green Low, yellow Medium, "
+                 "red High)")
     fig.savefig(path, dpi=90)
     plt.close(fig)

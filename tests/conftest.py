@@ -42,7 +42,8 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real bundle (fp32 + int8) made from the tiny checkpoint by the real export code, its int8 model
-    checked against the label policy on all 1,030,301 inputs (export refuses it if it misses HighLoad).
+    checked against the label policy on all 1,030,301 inputs. The gate only warns here, so that a miss
+    fails test_policy_check alone rather than every test that needs a bundle.
     PERFWATCH_TEST_BUNDLE=DIR reuses one an earlier run exported (saves the training on a busy machine)."""
     from perfwatch.export.bundle_writer import export_bundle
     from perfwatch.export.policy_gate import GateSettings
@@ -52,5 +53,5 @@ def tiny_bundle(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     tiny_checkpoint: Path = request.getfixturevalue("tiny_checkpoint")
 
     out = tmp_path_factory.mktemp("tiny-bundle") / "bundle"
-    export_bundle(tiny_checkpoint, out, parity_samples=600, policy=GateSettings(scope="cube"))
+    export_bundle(tiny_checkpoint, out, parity_samples=600, policy=GateSettings(scope="cube", allow_missed_high=True))
     return out

@@ -53,6 +53,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=900, check=False)
 
 
+@pytest.mark.timeout(1800)  # three checks of the 138,201-input HighLoad surface on 2 cores
 def test_export_refuses_a_bundle_that_misses_highload_unless_overridden(tmp_path: Path) -> None:
     ckpt = _never_high_checkpoint(tmp_path)
     out = tmp_path / "bundle"
