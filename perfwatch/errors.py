@@ -23,7 +23,14 @@ Reason = Literal[
 
 class PerfwatchError(Exception):
     """An expected failure: the user gets its message in one line and the exit code, never a traceback.
-    Anything that is not a PerfwatchError is a bug, and `perfwatch` shows its traceback."""
+    Anything that is not a PerfwatchError is a bug, and `perfwatch` shows its traceback. Exit codes follow
+    argparse: 2 for what the user typed or gave (flags, env, files, bundle), 1 for a failure at run time."""
+
+    exit_code = 1
+
+
+class UsageError(PerfwatchError, ValueError):
+    """A flag or environment variable that cannot be used; the message names it."""
 
     exit_code = 2
 
@@ -31,15 +38,17 @@ class PerfwatchError(Exception):
 class InputError(PerfwatchError, ValueError):
     """A local input (file, flag, recording) that cannot be used."""
 
+    exit_code = 2
+
 
 class KafkaSetupError(PerfwatchError, RuntimeError):
     """The cluster refused a setup step (creating a topic, say)."""
 
-    exit_code = 1
-
 
 class ContractError(PerfwatchError, ValueError):
     """Input that does not satisfy the perfwatch contract."""
+
+    exit_code = 2
 
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(f"{reason}: {message}")
@@ -48,4 +57,6 @@ class ContractError(PerfwatchError, ValueError):
 
 
 class BundleError(PerfwatchError, RuntimeError):
-    """A model bundle that is missing, incomplete or does not match its manifest."""
+    """A model bundle that is missing, incomplete or does not match its manifest (a local input)."""
+
+    exit_code = 2

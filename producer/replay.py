@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ class ReplaySummary:
     delivered: int = 0
     failed: int = 0
     seconds: float = 0.0
+    stopped: bool = False  # ended early by ``stop`` (Ctrl+C): ``sent`` says how far it got
 
     @property
     def reasons(self) -> Counter[str]:
@@ -29,8 +31,10 @@ class ReplaySummary:
 
 
 def replay(items: Sequence[Item], publisher: Publisher, *, speed: float | None = 1.0, new_run_id: str | None = None,
-           show_progress: bool = True) -> ReplaySummary:
-    """``speed`` None = as fast as possible; otherwise sample i goes out at (ts_i - ts_0) / speed."""
+           show_progress: bool = True, stop: threading.Event | None = None) -> ReplaySummary:
+    """``speed`` None = as fast as possible; otherwise sample i goes out at (ts_i - ts_0) / speed. A set
+    ``stop`` ends it early; what was sent is still flushed and counted."""
+    stop = stop or threading.Event()
     summary = ReplaySummary(rejected=[i for i in items if isinstance(i, Rejected)])
     samples = [i for i in items if isinstance(i, Sample)]
     t0 = time.monotonic()
@@ -43,7 +47,10 @@ def replay(items: Sequence[Item], publisher: Publisher, *, speed: float | None =
                 due = (s.ts - ts0).total_seconds() / speed
                 delay = t0 + due - time.monotonic()
                 if delay > 0:
-                    time.sleep(delay)
+                    stop.wait(delay)
+            if stop.is_set():
+                summary.stopped = True
+                break
             if new_run_id:
                 s = s.model_copy(update={"run_id": new_run_id})
             publisher.send(s)

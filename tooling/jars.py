@@ -18,7 +18,7 @@ class BrokerSetupError(PerfwatchError, RuntimeError):
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("PERFWATCH_CACHE", Path.home() / ".cache" / "perfwatch"))
+    return Path(os.environ.get("PERFWATCH_CACHE") or Path.home() / ".cache" / "perfwatch").expanduser().absolute()
 
 
 def kafka_version() -> str:

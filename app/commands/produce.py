@@ -4,22 +4,40 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from perfwatch.app.common import add_kafka_flags, connect, parse_speed, stop_on_signals
+from perfwatch.app.common import (
+    add_kafka_flags,
+    connect,
+    count,
+    parse_speed,
+    positive,
+    seconds,
+    stop_on_signals,
+    utc_time,
+)
+from perfwatch.app.flags import settings_from_args
+from perfwatch.app.preflight import check_broker
 from perfwatch.console import console
+from perfwatch.settings import KafkaSettings
+
+SPEED_HELP = "1 = real time, 10 or x10 = ten times faster, max = as fast as possible"
 
 
 def _add_publish(sub: argparse._SubParsersAction) -> None:
     import socket
 
-    p = sub.add_parser("publish", help="publish this host's live CPU/memory/disk every interval")
-    p.add_argument("--run-id", required=True, help="the load test's run id")
-    p.add_argument("--host", default=socket.gethostname(), help="host name in the samples [default: hostname]")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between samples")
-    p.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl+C)")
-    p.add_argument("--disk-path", default="/", help="mount whose usage is disk %%")
-    p.add_argument("--record", type=Path, help="also append every sample to this JSONL recording")
-    add_kafka_flags(p)
+    p = sub.add_parser("publish", help="publish this host's live CPU/memory/disk every interval",
+                       description="Samples this host's CPU, memory and disk use every --interval and publishes "
+                                   "them to the samples topic until --duration or Ctrl+C.")
+    p.add_argument("--run-id", required=True, metavar="ID", help="the load test's run id")
+    p.add_argument("--host", default=socket.gethostname(), metavar="NAME",
+                   help="host name in the samples (default: this host's name)")
+    p.add_argument("--interval", type=seconds, default=1.0, metavar="S", help="seconds between samples (default: 1)")
+    p.add_argument("--duration", type=seconds, metavar="S", help="stop after this many seconds (default: until Ctrl+C)")
+    p.add_argument("--disk-path", default="/", metavar="PATH", help="mount whose usage is disk %% (default: /)")
+    p.add_argument("--record", type=Path, metavar="PATH", help="also append every sample to this JSONL recording")
+    add_kafka_flags(p, "samples_topic")
 
     def run(a: argparse.Namespace) -> int:
         from perfwatch.producer.live import live_samples, publish_live
@@ -32,54 +50,71 @@ def _add_publish(sub: argparse._SubParsersAction) -> None:
                           Publisher(s.kafka_config(), s.samples_topic), a.record,
                           on_sample=lambda x: console.print(f"{x.ts:%H:%M:%S} cpu {x.cpu_pct:5.1f} "
                                                             f"mem {x.mem_pct:5.1f} disk {x.disk_pct:5.1f}"))
-        console.print(f"sent {st.sent}, delivered {st.delivered}, failed {st.failed} {dict(st.errors)}")
+        errors = ", ".join(f"{k} {n}" for k, n in dict(st.errors).items())
+        console.print(f"sent {st.sent}, delivered {st.delivered}, failed {st.failed}"
+                      + (f" ({errors})" if errors else ""))
         return 0 if st.failed == 0 else 1
 
     p.set_defaults(func=run)
 
 
-def _print_summary(summary, on_error: str) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(summary: Any, total: int) -> None:
     from rich.markup import escape
 
     for r in summary.rejected[:20]:
         console.print(f"[yellow]rejected[/] {escape(str(r))}")
     if len(summary.rejected) > 20:
         console.print(f"… and {len(summary.rejected) - 20} more")
-    reasons = ", ".join(f"{k} {n}" for k, n in summary.reasons.most_common()) or "none"
+    reasons = ", ".join(f"{k} {n}" for k, n in summary.reasons.most_common())
+    if summary.stopped:
+        console.print(f"stopped: sent {summary.sent} of {total} sample(s) before Ctrl+C")
     console.print(f"sent {summary.sent} (delivered {summary.delivered}, failed {summary.failed}) in "
-                  f"{summary.seconds:.1f}s; rejected {len(summary.rejected)} ({reasons})")
+                  f"{summary.seconds:.1f} s; rejected {len(summary.rejected)}" + (f" ({reasons})" if reasons else ""))
 
 
 def _add_replay(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="re-publish a recorded run (JSONL/CSV, Locust CSV, text lines, or a topic)",
                        description="SOURCE: a .jsonl/.csv recording, a Locust *_stats_history.csv (with "
-                                   "--host-metrics), a text file of seed-style lines, or kafka:TOPIC with --from-run.")
-    p.add_argument("source")
-    p.add_argument("--speed", type=parse_speed, default=1.0, help="1 = real time, 10 = ×10, max = as fast as possible")
-    p.add_argument("--run-id", help="publish under this run id (tells a replay apart from the original)")
-    p.add_argument("--host-metrics", type=Path, help="host-metrics recording to join with a Locust CSV by time")
-    p.add_argument("--from-run", help="with kafka:TOPIC: the run id to read back")
-    p.add_argument("--start", help="with kafka:TOPIC: only samples at or after this RFC 3339 time")
-    p.add_argument("--end", help="with kafka:TOPIC: only samples at or before this RFC 3339 time")
-    p.add_argument("--interval", type=float, default=1.0, help="spacing of text lines, which carry no time")
-    p.add_argument("--mem-total-gb", type=float, help="total memory for text lines that give memory in GB")
+                                   "--host-metrics), a text file of seed-style lines, or kafka:TOPIC with --from-run. "
+                                   "Files are read and checked before any broker contact; Ctrl+C stops and says "
+                                   "what was sent.")
+    p.add_argument("source", metavar="SOURCE", help="recording file, or kafka:TOPIC")
+    p.add_argument("--speed", type=parse_speed, default=1.0, metavar="X|max", help=f"{SPEED_HELP} (default: 1)")
+    p.add_argument("--run-id", metavar="ID",
+                   help="publish under this run id, to tell a replay apart from the original (default: the "
+                        "recording's own)")
+    p.add_argument("--host-metrics", type=Path, metavar="PATH",
+                   help="host-metrics recording to join with a Locust CSV by time")
+    p.add_argument("--from-run", metavar="ID", help="with kafka:TOPIC: the run id to read back")
+    p.add_argument("--start", type=utc_time, metavar="TIME",
+                   help="with kafka:TOPIC: only samples at or after this RFC 3339 time (no zone = UTC)")
+    p.add_argument("--end", type=utc_time, metavar="TIME",
+                   help="with kafka:TOPIC: only samples at or before this RFC 3339 time (no zone = UTC)")
+    p.add_argument("--interval", type=seconds, default=1.0, metavar="S",
+                   help="spacing of text lines, which carry no time (default: 1)")
+    p.add_argument("--mem-total-gb", type=positive, metavar="GB",
+                   help="total memory for text lines that give memory in GB")
     p.add_argument("--on-error", choices=["skip", "fail"], default="skip",
-                   help="bad recording lines: report and send the rest (skip), or send nothing (fail)")
-    p.add_argument("--no-progress", action="store_true")
-    add_kafka_flags(p)
+                   help="bad recording lines: report and send the rest (skip), or send nothing (fail) (default: skip)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_kafka_flags(p, "samples_topic")
 
     def run(a: argparse.Namespace) -> int:
-        from datetime import datetime
-
         from perfwatch.producer.publisher import Publisher
         from perfwatch.producer.recordings import Rejected, read_source
         from perfwatch.producer.replay import replay
 
-        s = connect(a)
-        items = read_source(a.source, host_metrics=a.host_metrics, run_id=a.run_id, mem_total_gb=a.mem_total_gb,
-                            conf=s.kafka_config(), from_run=a.from_run,
-                            start=datetime.fromisoformat(a.start) if a.start else None,
-                            end=datetime.fromisoformat(a.end) if a.end else None, interval_s=a.interval)
+        s = settings_from_args(KafkaSettings, a)
+
+        def read(conf: dict[str, Any] | None) -> list[Any]:
+            return read_source(a.source, host_metrics=a.host_metrics, run_id=a.run_id, mem_total_gb=a.mem_total_gb,
+                               conf=conf, from_run=a.from_run, start=a.start, end=a.end, interval_s=a.interval)
+
+        from_topic = a.source.startswith("kafka:") and a.from_run
+        items = [] if from_topic else read(None)  # local files are checked before any broker contact
+        check_broker(s.kafka_config())
+        if from_topic:
+            items = read(s.kafka_config())
         bad = [i for i in items if isinstance(i, Rejected)]
         if bad and a.on_error == "fail":
             from rich.markup import escape
@@ -92,37 +127,46 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
             console.print(f"[bold red]error:[/] no valid samples in {a.source}")
             return 2
         summary = replay(items, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed, new_run_id=a.run_id,
-                         show_progress=not a.no_progress)
-        _print_summary(summary, a.on_error)
-        return 0 if summary.failed == 0 else 1
+                         show_progress=not a.no_progress, stop=stop_on_signals())
+        _print_summary(summary, len(items) - len(bad))
+        return 130 if summary.stopped else (0 if summary.failed == 0 else 1)
 
     p.set_defaults(func=run)
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("generate", help="publish synthetic load-test runs (ramp-up, spikes, soak, recovery)")
-    p.add_argument("--runs", type=int, default=1)
-    p.add_argument("--hosts", type=int, default=3)
-    p.add_argument("--samples", type=int, default=120, help="samples per host")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between a host's samples")
-    p.add_argument("--speed", type=parse_speed, default=None, help="1 = real time … max = as fast as possible [max]")
-    p.add_argument("--run-prefix", default="synth")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--no-progress", action="store_true")
-    add_kafka_flags(p)
+    p = sub.add_parser("generate", help="publish synthetic load-test runs (ramp-up, spikes, soak, recovery)",
+                       description="Publishes synthetic runs (ramp-up, spikes, soak, recovery) under fresh run ids "
+                                   "(PREFIX-TIME-NNNNN), printed at the start; Ctrl+C stops and says what was sent.")
+    p.add_argument("--runs", type=count, default=1, metavar="N", help="runs to generate (default: 1)")
+    p.add_argument("--hosts", type=count, default=3, metavar="N", help="hosts per run (default: 3)")
+    p.add_argument("--samples", type=count, default=120, metavar="N", help="samples per host (default: 120)")
+    p.add_argument("--interval", type=seconds, default=1.0, metavar="S",
+                   help="seconds between a host's samples (default: 1)")
+    p.add_argument("--speed", type=parse_speed, default=None, metavar="X|max", help=f"{SPEED_HELP} (default: max)")
+    p.add_argument("--run-prefix", default="synth", metavar="NAME",
+                   help="run ids are NAME-YYYYmmddTHHMMSS-NNNNN, fresh each time (default: synth)")
+    p.add_argument("--seed", type=int, default=1, metavar="N", help="random seed of the runs' shapes (default: 1)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_kafka_flags(p, "samples_topic")
 
     def run(a: argparse.Namespace) -> int:
+        from datetime import UTC, datetime
+
         from perfwatch.producer.publisher import Publisher
         from perfwatch.producer.replay import replay
         from perfwatch.synthetic import generate_runs
 
         s = connect(a)
-        items = list(generate_runs(a.runs, a.seed, a.run_prefix, hosts=a.hosts, samples_per_host=a.samples,
+        prefix = f"{a.run_prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        items = list(generate_runs(a.runs, a.seed, prefix, hosts=a.hosts, samples_per_host=a.samples,
                                    interval_s=a.interval))
+        run_ids = list(dict.fromkeys(i.run_id for i in items))
+        console.print(f"run id(s): {', '.join(run_ids)}")
         summary = replay(items, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed,
-                         show_progress=not a.no_progress)
-        _print_summary(summary, "skip")
-        return 0 if summary.failed == 0 else 1
+                         show_progress=not a.no_progress, stop=stop_on_signals())
+        _print_summary(summary, len(items))
+        return 130 if summary.stopped else (0 if summary.failed == 0 else 1)
 
     p.set_defaults(func=run)
 

@@ -5,21 +5,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perfwatch.app.common import add_kafka_flags, connect, stop_on_signals
+from perfwatch.app.common import add_kafka_flags, connect, seconds, stop_on_signals
 from perfwatch.console import console, out
 
 
 def _add_alerts(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alerts", help="subscribe to HighLoad alerts (live or from the beginning)",
-                       description="Exit codes with --fail-on-alert: 1 if any matching alert arrived, else 0.")
+                       description="Prints HighLoad alerts (firing and resolved) as they arrive. Exit codes with "
+                                   "--fail-on-alert: 1 if any matching alert arrived, else 0.")
     p.add_argument("--from-beginning", action="store_true", help="read the whole topic, not only new alerts")
-    p.add_argument("--run-id")
-    p.add_argument("--host")
-    p.add_argument("--state", choices=["firing", "resolved"])
+    p.add_argument("--run-id", metavar="ID", help="only this run's alerts")
+    p.add_argument("--host", metavar="NAME", help="only this host's alerts")
+    p.add_argument("--state", choices=["firing", "resolved"], help="only alerts in this state")
     p.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
-    p.add_argument("--until-idle", type=float, help="exit after this many seconds without a new alert")
+    p.add_argument("--until-idle", type=seconds, metavar="S", help="exit after this many seconds without a new alert")
     p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when a matching alert occurred")
-    add_kafka_flags(p)
+    add_kafka_flags(p, "alerts_topic")
 
     def run(a: argparse.Namespace) -> int:
         from perfwatch.subscriber.alerts import AlertFilter, as_json, follow, format_alert
@@ -45,10 +46,12 @@ def _add_alerts(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_report(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="draw a run's metrics, verdicts and alerts (PNG) and summarize it")
-    p.add_argument("run_id")
-    p.add_argument("--out", type=Path, help="PNG path [default artifacts/report-RUN_ID.png]")
-    add_kafka_flags(p)
+    p = sub.add_parser("report", help="draw a run's metrics, verdicts and alerts (PNG) and summarize it",
+                       description="Reads one run's samples, verdicts and alerts back from their topics, draws them "
+                                   "as a PNG and prints a summary.")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run to report on")
+    p.add_argument("--out", type=Path, metavar="PATH", help="PNG path (default: artifacts/report-RUN_ID.png)")
+    add_kafka_flags(p, "samples_topic", "predictions_topic", "alerts_topic")
 
     def run(a: argparse.Namespace) -> int:
         from perfwatch.subscriber.report import collect, draw, summarize
