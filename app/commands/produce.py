@@ -137,7 +137,8 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 def _add_generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="publish synthetic load-test runs (ramp-up, spikes, soak, recovery)",
                        description="Publishes synthetic runs (ramp-up, spikes, soak, recovery) under fresh run ids "
-                                   "(PREFIX-TIME-NNNNN), printed at the start; Ctrl+C stops and says what was sent.")
+                                   "(NAME-XXXXXX-NNNNN, XXXXXX random), printed at the start; Ctrl+C stops and says "
+                                   "what was sent.")
     p.add_argument("--runs", type=count, default=1, metavar="N", help="runs to generate (default: 1)")
     p.add_argument("--hosts", type=count, default=3, metavar="N", help="hosts per run (default: 3)")
     p.add_argument("--samples", type=count, default=120, metavar="N", help="samples per host (default: 120)")
@@ -145,20 +146,20 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
                    help="seconds between a host's samples (default: 1)")
     p.add_argument("--speed", type=parse_speed, default=None, metavar="X|max", help=f"{SPEED_HELP} (default: max)")
     p.add_argument("--run-prefix", default="synth", metavar="NAME",
-                   help="run ids are NAME-YYYYmmddTHHMMSS-NNNNN, fresh each time (default: synth)")
+                   help="run ids are NAME-XXXXXX-NNNNN, XXXXXX fresh each time (default: synth)")
     p.add_argument("--seed", type=int, default=1, metavar="N", help="random seed of the runs' shapes (default: 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_kafka_flags(p, "samples_topic")
 
     def run(a: argparse.Namespace) -> int:
-        from datetime import UTC, datetime
+        import secrets
 
         from perfwatch.producer.publisher import Publisher
         from perfwatch.producer.replay import replay
         from perfwatch.synthetic import generate_runs
 
         s = connect(a)
-        prefix = f"{a.run_prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        prefix = f"{a.run_prefix}-{secrets.token_hex(3)}"
         items = list(generate_runs(a.runs, a.seed, prefix, hosts=a.hosts, samples_per_host=a.samples,
                                    interval_s=a.interval))
         run_ids = list(dict.fromkeys(i.run_id for i in items))
