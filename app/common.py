@@ -32,10 +32,12 @@ def add_verbose(p: argparse.ArgumentParser, what: str = "librdkafka's own log li
 def add_kafka_flags(p: argparse.ArgumentParser, *topics: str) -> None:
     """The connection flags, and only the topics this command uses (``"samples_topic"``…)."""
     add_settings_flags(p, KafkaSettings, skip=tuple(t for t in TOPICS if t not in topics), title="Kafka")
+    add_verbose(p)
 
 
 def connect(a: argparse.Namespace) -> KafkaSettings:
     """Kafka settings from flags/env, and a one-line failure now if the broker cannot be used."""
+    setup_logging(getattr(a, "verbose", False))
     s = settings_from_args(KafkaSettings, a)
     check_broker(s.kafka_config())
     return s

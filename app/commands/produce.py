@@ -13,6 +13,7 @@ from perfwatch.app.common import (
     parse_speed,
     positive,
     seconds,
+    setup_logging,
     stop_on_signals,
     utc_time,
 )
@@ -104,6 +105,7 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
         from perfwatch.producer.recordings import Rejected, read_source
         from perfwatch.producer.replay import replay
 
+        setup_logging(a.verbose)
         s = settings_from_args(KafkaSettings, a)
 
         def read(conf: dict[str, Any] | None) -> list[Any]:
