@@ -68,6 +68,8 @@ def add_settings_flags(parser: argparse.ArgumentParser, model: type[BaseSettings
         typ = _base_type(info.annotation)
         default = info.default
         shown = "***" if typ is SecretStr and default is not None else default
+        if typ is bool:
+            shown = "on" if default else "off"
         tail = f"env {env_name(model, name)}" if default is None else f"default: {shown}; env {env_name(model, name)}"
         help_text = f"{info.description or name} ({tail})"
         dest = DEST_PREFIX + name
