@@ -15,6 +15,8 @@ from perfwatch.kafkaio import ensure_topics
 class BrokerUnreachable(PerfwatchError, RuntimeError):
     """No broker answered (exit 1): the message says how to start the local one or set the address."""
 
+    exit_code = 1
+
 
 HOW_TO_CONNECT = ("start the local broker with `perfwatch broker start`, or give the address with "
                   "--bootstrap-servers or PERFWATCH_BOOTSTRAP_SERVERS")

@@ -43,7 +43,7 @@ _MIN_SPLIT = 16
 
 
 class DeliveryFailed(PerfwatchError, RuntimeError):
-    pass
+    exit_code = 1  # a failure at run time, not a usage error
 
 
 @dataclass

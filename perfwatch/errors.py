@@ -24,9 +24,10 @@ Reason = Literal[
 class PerfwatchError(Exception):
     """An expected failure: the user gets its message in one line and the exit code, never a traceback.
     Anything that is not a PerfwatchError is a bug, and `perfwatch` shows its traceback. Exit codes follow
-    argparse: 2 for what the user typed or gave (flags, env, files, bundle), 1 for a failure at run time."""
+    argparse: 2 (the default) for what the user typed or gave (flags, env, files, bundle); subclasses for
+    failures at run time (broker unreachable, setup refused, delivery failed) set 1."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class UsageError(PerfwatchError, ValueError):
@@ -43,6 +44,8 @@ class InputError(PerfwatchError, ValueError):
 
 class KafkaSetupError(PerfwatchError, RuntimeError):
     """The cluster refused a setup step (creating a topic, say)."""
+
+    exit_code = 1
 
 
 class ContractError(PerfwatchError, ValueError):

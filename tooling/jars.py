@@ -14,7 +14,7 @@ from perfwatch.errors import PerfwatchError
 
 
 class BrokerSetupError(PerfwatchError, RuntimeError):
-    pass
+    exit_code = 1
 
 
 def cache_root() -> Path:

@@ -25,8 +25,6 @@ SPLITS = ("train", "val", "test")
 class DataError(PerfwatchError, ValueError):
     """Bad training input; the message names the file and line."""
 
-    exit_code = 2  # the user's file: a usage error, like argparse's
-
 
 @dataclass(frozen=True)
 class Example:
