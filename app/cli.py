@@ -13,11 +13,24 @@ from perfwatch.errors import PerfwatchError
 Handler = Callable[[argparse.Namespace], int]
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("perfwatch")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from perfwatch.app.commands import GROUPS
 
     parser = argparse.ArgumentParser(
-        prog="perfwatch", description="Live load alerts for performance tests, through Kafka and ONNX Runtime.")
+        prog="perfwatch", description="Live load alerts for performance tests, through Kafka and ONNX Runtime.",
+        epilog="`perfwatch COMMAND --help` describes each command. Exit codes: 0 ok, 1 failure at run time, "
+               "2 bad usage or input, 130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"perfwatch {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add(sub)

@@ -1,4 +1,5 @@
-"""What several commands share: Kafka flags and the connection check, logging, stop-on-signal, speed."""
+"""What several commands share: Kafka flags and the connection check, logging, stop-on-signal, and the
+argparse types that refuse values that make no sense (exit 2, one line)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,36 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from perfwatch.app.flags import add_settings_flags, settings_from_args
 from perfwatch.app.preflight import check_broker
 from perfwatch.settings import KafkaSettings
 
 Adder = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+TOPICS = ("samples_topic", "predictions_topic", "alerts_topic", "dlq_topic")
 
 
 def setup_logging(verbose: bool) -> None:
+    """WARNING and up (librdkafka's collapsed "broker down/back" lines included); --verbose: everything at
+    INFO, librdkafka's raw lines too."""
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
-def add_kafka_flags(p: argparse.ArgumentParser) -> None:
-    add_settings_flags(p, KafkaSettings)
+def add_verbose(p: argparse.ArgumentParser, what: str = "librdkafka's own log lines") -> None:
+    p.add_argument("-v", "--verbose", action="store_true", help=f"log more: {what}")
+
+
+def add_kafka_flags(p: argparse.ArgumentParser, *topics: str) -> None:
+    """The connection flags, and only the topics this command uses (``"samples_topic"``…)."""
+    add_settings_flags(p, KafkaSettings, skip=tuple(t for t in TOPICS if t not in topics), title="Kafka")
+    add_verbose(p)
 
 
 def connect(a: argparse.Namespace) -> KafkaSettings:
     """Kafka settings from flags/env, and a one-line failure now if the broker cannot be used."""
+    setup_logging(getattr(a, "verbose", False))
     s = settings_from_args(KafkaSettings, a)
     check_broker(s.kafka_config())
     return s
@@ -39,11 +51,71 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
+def _number(kind: type[int] | type[float], value: str) -> int | float:
+    try:
+        return kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {'a whole number' if kind is int else 'a number'}") \
+            from None
+
+
+def count(value: str) -> int:
+    """N ≥ 1."""
+    n = int(_number(int, value))
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be ≥ 1 (got {value})")
+    return n
+
+
+def size(value: str) -> int:
+    """N ≥ 0."""
+    n = int(_number(int, value))
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0 (got {value})")
+    return n
+
+
+def seconds(value: str) -> float:
+    """S > 0."""
+    x = float(_number(float, value))
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 seconds (got {value})")
+    return x
+
+
+def positive(value: str) -> float:
+    """X > 0."""
+    x = float(_number(float, value))
+    if not x > 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 (got {value})")
+    return x
+
+
+def fraction(value: str) -> float:
+    """0 ≤ X ≤ 1."""
+    x = float(_number(float, value))
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {value})")
+    return x
+
+
 def parse_speed(value: str) -> float | None:
-    """'max' = as fast as possible, '1' = real time, '10' = ten times faster."""
-    if value in ("max", "0"):
+    """'max' = as fast as possible, '1' = real time, '10' or 'x10' = ten times faster."""
+    if value == "max":
         return None
-    speed = float(value.removeprefix("x").removesuffix("x"))
-    if speed <= 0:
-        raise argparse.ArgumentTypeError("speed must be > 0, or 'max'")
+    try:
+        speed = float(value.removeprefix("x").removesuffix("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number or 'max'") from None
+    if not speed > 0 or speed == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0, or 'max' for as fast as possible (got {value})")
     return speed
+
+
+def utc_time(value: str) -> datetime:
+    """An RFC 3339 / ISO 8601 time; one without a zone is UTC."""
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a time like 2024-05-01T12:00:00Z") from None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)

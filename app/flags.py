@@ -1,6 +1,8 @@
-"""Flags generated from a settings model: each field becomes ``--flag`` documenting its env var.
+"""Flags generated from a settings model: each field becomes ``--flag KIND`` with one help line that names
+its default and env var.
 
-Only flags the user gave are passed on, so pydantic-settings applies: CLI flag > env > default.
+Only flags the user gave are passed on, so pydantic-settings applies: CLI flag > env > default. A value
+that the model refuses becomes one line naming the flag (or the env var, when the value came from there).
 """
 
 from __future__ import annotations
@@ -11,10 +13,24 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 
+from perfwatch.errors import UsageError
+
 S = TypeVar("S", bound=BaseSettings)
+DEST_PREFIX = "setting__"
+
+# The kind of value a field takes, where its name or type does not say it plainly.
+METAVARS = {
+    "bootstrap_servers": "HOST:PORT[,…]",
+    "sasl_username": "USER",
+    "sasl_password": "PASSWORD",
+    "hysteresis": "N/M",
+    "metrics_port": "PORT",
+    "transactional_id": "ID",
+    "group_id": "NAME",
+}
 
 
 def _base_type(annotation: Any) -> Any:
@@ -25,20 +41,38 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
+def metavar(name: str, typ: Any) -> str:
+    """HOST:PORT, PATH, MS, S, GB, N, X, TOPIC, NAME: what to type, not where it is stored."""
+    if name in METAVARS:
+        return METAVARS[name]
+    if typ is Path:
+        return "PATH"
+    for suffix, kind in (("_ms", "MS"), ("_s", "S"), ("_gb", "GB"), ("_bytes", "BYTES"), ("_topic", "TOPIC")):
+        if name.endswith(suffix):
+            return kind
+    return {int: "N", float: "X"}.get(typ, "NAME")
+
+
+def env_name(model: type[BaseSettings], name: str) -> str:
+    return f"{model.model_config.get('env_prefix', '')}{name.upper()}"
+
+
 def add_settings_flags(parser: argparse.ArgumentParser, model: type[BaseSettings],
-                       skip: tuple[str, ...] = ()) -> None:
+                       skip: tuple[str, ...] = (), title: str | None = None) -> None:
     prefix = model.model_config.get("env_prefix", "")
-    group = parser.add_argument_group(f"settings (env {prefix}<NAME> also works; a flag wins)")
+    group = parser.add_argument_group(title or "settings", f"each also read from env {prefix}<NAME>; a flag wins")
     for name, info in model.model_fields.items():
         if name in skip:
             continue
         flag = "--" + name.replace("_", "-")
-        env = f"{prefix}{name.upper()}"
         typ = _base_type(info.annotation)
         default = info.default
-        shown = "unset" if default is None else ("***" if typ is SecretStr else default)
-        help_text = f"{info.description or name} [env {env}; default {shown}]"
-        dest = f"setting__{name}"
+        shown = "***" if typ is SecretStr and default is not None else default
+        if typ is bool:
+            shown = "on" if default else "off"
+        tail = f"env {env_name(model, name)}" if default is None else f"default: {shown}; env {env_name(model, name)}"
+        help_text = f"{info.description or name} ({tail})"
+        dest = DEST_PREFIX + name
         if typ is bool:
             group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif typing.get_origin(typ) is typing.Literal:
@@ -46,11 +80,38 @@ def add_settings_flags(parser: argparse.ArgumentParser, model: type[BaseSettings
                                help=help_text)
         else:
             conv = {int: int, float: float, Path: Path}.get(typ, str)
-            group.add_argument(flag, dest=dest, type=conv, default=None, help=help_text)
+            group.add_argument(flag, dest=dest, type=conv, default=None, help=help_text, metavar=metavar(name, typ))
+
+
+
+def explain(model: type[BaseSettings], exc: ValidationError, from_flag: set[str]) -> str:
+    """One line per refused value: `--batch-size must be ≥ 1 (got 0)`, `PERFWATCH_X: TLS is not one of …`."""
+    lines = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        who = "--" + field.replace("_", "-") if field in from_flag else env_name(model, field)
+        got = err.get("input")
+        ctx = err.get("ctx") or {}
+        kind = err["type"]
+        bounds = {"greater_than_equal": ("≥", "ge"), "less_than_equal": ("≤", "le"),
+                  "greater_than": (">", "gt"), "less_than": ("<", "lt")}
+        if kind in bounds:
+            sign, key = bounds[kind]
+            lines.append(f"{who} must be {sign} {ctx.get(key)} (got {got})")
+        elif kind == "literal_error":
+            lines.append(f"{who}: {got} is not one of {ctx.get('expected', '').replace(chr(39), '')}")
+        elif kind == "value_error":
+            lines.append(f"{who} {str(ctx.get('error', err['msg']))}")
+        else:
+            lines.append(f"{who}: {err['msg'].lower()} (got {got!r})")
+    return "; ".join(lines)
 
 
 def settings_from_args(model: type[S], args: argparse.Namespace, **extra: Any) -> S:
-    given = {k.removeprefix("setting__"): v for k, v in vars(args).items()
-             if k.startswith("setting__") and v is not None}
+    given = {k.removeprefix(DEST_PREFIX): v for k, v in vars(args).items()
+             if k.startswith(DEST_PREFIX) and v is not None}
     given.update({k: v for k, v in extra.items() if v is not None})
-    return model(**given)
+    try:
+        return model(**given)
+    except ValidationError as exc:
+        raise UsageError(explain(model, exc, set(given))) from None

@@ -13,7 +13,13 @@ from perfwatch.kafkaio import ensure_topics
 
 
 class BrokerUnreachable(PerfwatchError, RuntimeError):
-    pass
+    """No broker answered (exit 1): the message says how to start the local one or set the address."""
+
+    exit_code = 1
+
+
+HOW_TO_CONNECT = ("start the local broker with `perfwatch broker start`, or give the address with "
+                  "--bootstrap-servers or PERFWATCH_BOOTSTRAP_SERVERS")
 
 
 def check_broker(conf: dict[str, Any], timeout: float = 10.0) -> int:
@@ -36,7 +42,7 @@ def check_broker(conf: dict[str, Any], timeout: float = 10.0) -> int:
             raise BrokerUnreachable(f"Kafka at {conf.get('bootstrap.servers')} refused the credentials: "
                                     f"{auth[-1].str()}")
     detail = errors[-1].str() if errors else str(last)
-    raise BrokerUnreachable(f"cannot reach Kafka at {conf.get('bootstrap.servers')}: {detail}")
+    raise BrokerUnreachable(f"cannot reach Kafka at {conf.get('bootstrap.servers')} ({detail}): {HOW_TO_CONNECT}")
 
 
 def prepare_topics(conf: dict[str, Any], samples_topic: str, outputs: list[str], partitions: int = 3) -> None:

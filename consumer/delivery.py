@@ -44,7 +44,7 @@ _RECORD_ERRORS = frozenset({
 
 
 class DeliveryFailed(PerfwatchError, RuntimeError):
-    pass
+    exit_code = 1  # a failure at run time, not a usage error
 
 
 class OutputRetries:

@@ -91,8 +91,10 @@ class StreamProcessor:
         if err.fatal():
             log.error("fatal Kafka error: %s", err)
             self.stop_event.set()
-        elif err.code() in (KafkaError._ALL_BROKERS_DOWN, KafkaError._AUTHENTICATION):
+        elif err.code() == KafkaError._AUTHENTICATION:
             log.warning("Kafka: %s", err)
+        else:  # outages: perfwatch.kafkalog says "broker down" / "broker back" once each
+            log.debug("Kafka: %s", err)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))

@@ -26,13 +26,23 @@ Reason = Literal[
 
 class PerfwatchError(Exception):
     """An expected failure: the user gets its message in one line and the exit code, never a traceback.
-    Anything that is not a PerfwatchError is a bug, and `perfwatch` shows its traceback."""
+    Anything that is not a PerfwatchError is a bug, and `perfwatch` shows its traceback. Exit codes follow
+    argparse: 2 (the default) for what the user typed or gave (flags, env, files, bundle); subclasses for
+    failures at run time (broker unreachable, setup refused, delivery failed) set 1."""
+
+    exit_code = 2
+
+
+class UsageError(PerfwatchError, ValueError):
+    """A flag or environment variable that cannot be used; the message names it."""
 
     exit_code = 2
 
 
 class InputError(PerfwatchError, ValueError):
     """A local input (file, flag, recording) that cannot be used."""
+
+    exit_code = 2
 
 
 class KafkaSetupError(PerfwatchError, RuntimeError):
@@ -44,6 +54,8 @@ class KafkaSetupError(PerfwatchError, RuntimeError):
 class ContractError(PerfwatchError, ValueError):
     """Input that does not satisfy the perfwatch contract."""
 
+    exit_code = 2
+
     def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason: Reason = reason
@@ -51,4 +63,6 @@ class ContractError(PerfwatchError, ValueError):
 
 
 class BundleError(PerfwatchError, RuntimeError):
-    """A model bundle that is missing, incomplete or does not match its manifest."""
+    """A model bundle that is missing, incomplete or does not match its manifest (a local input)."""
+
+    exit_code = 2

@@ -7,10 +7,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from perfwatch.errors import InputError
+from perfwatch.kafkalog import kafka_logging
 
 SAMPLES_TOPIC = "perf.samples"
 PREDICTIONS_TOPIC = "perf.predictions"
@@ -57,11 +58,20 @@ class KafkaSettings(BaseSettings):
     sasl_password: SecretStr | None = Field(None, description="SASL password (never logged)")
     ssl_ca_location: Path | None = Field(None, description="CA file for SSL")
 
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _bootstrap_given(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("is empty: give the broker's HOST:PORT (`perfwatch broker start` prints the local one's)")
+        return value.strip()
+
     def kafka_config(self) -> dict[str, Any]:
-        """librdkafka's dotted keys for the connection settings."""
+        """librdkafka's dotted keys for the connection settings; its log lines go through ``logging``
+        (perfwatch.kafkalog), collapsed to one line per broker state change."""
         conf: dict[str, Any] = {
             "bootstrap.servers": self.bootstrap_servers,
             "security.protocol": self.security_protocol,
+            **kafka_logging(),
         }
         if self.sasl_mechanism:
             conf["sasl.mechanism"] = self.sasl_mechanism

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ class ReplaySummary:
     delivered: int = 0
     failed: int = 0
     seconds: float = 0.0
+    stopped: bool = False  # ended early by ``stop`` (Ctrl+C): ``sent`` says how far it got
 
     @property
     def rejected_count(self) -> int:
@@ -31,15 +33,16 @@ class ReplaySummary:
 
 
 def replay(items: Iterable[Item], publisher: Publisher, *, speed: float | None = 1.0, new_run_id: str | None = None,
-           show_progress: bool = True) -> ReplaySummary:
+           show_progress: bool = True, stop: threading.Event | None = None) -> ReplaySummary:
     """Samples go out in time order (equal times in recorded order); ``speed`` None = as fast as
-    possible, otherwise sample i goes out at (ts_i - ts_earliest) / speed."""
+    possible, otherwise sample i goes out at (ts_i - ts_earliest) / speed. A set ``stop`` ends it early;
+    what was sent is still flushed and counted."""
     with items if isinstance(items, Recording) else Recording(items) as recording:
-        return _replay(recording, publisher, speed, new_run_id, show_progress)
+        return _replay(recording, publisher, speed, new_run_id, show_progress, stop or threading.Event())
 
 
 def _replay(recording: Recording, publisher: Publisher, speed: float | None, new_run_id: str | None,
-            show_progress: bool) -> ReplaySummary:
+            show_progress: bool, stop: threading.Event) -> ReplaySummary:
     summary = ReplaySummary(rejected=list(recording.rejected), reasons=Counter(recording.reasons))
     t0 = time.monotonic()
     ts0: datetime | None = None
@@ -52,7 +55,10 @@ def _replay(recording: Recording, publisher: Publisher, speed: float | None, new
                 due = (s.ts - ts0).total_seconds() / speed
                 delay = t0 + due - time.monotonic()
                 if delay > 0:
-                    time.sleep(delay)
+                    stop.wait(delay)
+            if stop.is_set():
+                summary.stopped = True
+                break
             if new_run_id:
                 s = s.model_copy(update={"run_id": new_run_id})
             publisher.send(s)

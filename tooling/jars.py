@@ -14,11 +14,11 @@ from perfwatch.errors import PerfwatchError
 
 
 class BrokerSetupError(PerfwatchError, RuntimeError):
-    pass
+    exit_code = 1
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("PERFWATCH_CACHE", Path.home() / ".cache" / "perfwatch"))
+    return Path(os.environ.get("PERFWATCH_CACHE") or Path.home() / ".cache" / "perfwatch").expanduser().absolute()
 
 
 def kafka_version() -> str:

@@ -21,7 +21,14 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from perfwatch.errors import InputError
-from perfwatch.tooling.jars import BrokerSetupError, ensure_jars, kafka_version, log4j_config
+from perfwatch.tooling.jars import BrokerSetupError, cache_root, ensure_jars, kafka_version, log4j_config
+
+
+def default_data_dir() -> Path:
+    """Where `perfwatch broker` keeps its cluster unless told: $PERFWATCH_BROKER_DIR, else the user's cache
+    ($PERFWATCH_CACHE/broker, ~/.cache/perfwatch/broker): the same broker from any working directory."""
+    given = os.environ.get("PERFWATCH_BROKER_DIR")
+    return (Path(given).expanduser() if given else cache_root() / "broker").absolute()
 
 
 @dataclass(frozen=True)
@@ -258,16 +265,19 @@ class LocalKafka:
             time.sleep(0.3)
         raise BrokerSetupError(f"broker not ready after {timeout:.0f}s ({last}); see {self.data_dir}/node-*/broker.log")
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop every node; False when there was nothing to stop (no cluster here, or none running)."""
         state = self.load_state()
         if state is None:
-            return
+            return False
+        running = any(_alive(n.pid) for n in state.nodes)
         for node in state.nodes:
             self._signal(node, signal.SIGTERM)
         for node in state.nodes:
             self._wait_exit(node, timeout)
             node.pid = None
         self._save(state)
+        return running
 
     def _signal(self, node: Node, sig: signal.Signals) -> None:
         if node.pid and _alive(node.pid):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from perfwatch.app.common import setup_logging
+from perfwatch.app.common import add_verbose, seconds, setup_logging
 from perfwatch.app.flags import add_settings_flags, settings_from_args
 from perfwatch.app.preflight import check_broker, prepare_topics
 from perfwatch.console import console
@@ -14,11 +14,13 @@ from perfwatch.settings import ConsumerSettings
 def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "consume", help="run the stream processor (samples → ONNX verdicts → predictions/alerts/DLQ)",
-        description="A consumer-group member. Run several for more throughput: they share the partitions.")
+        description="A consumer-group member: reads samples, classifies them in micro-batches with the bundle's "
+                    "ONNX model and publishes verdicts, alerts and dead letters. Run several for more throughput: "
+                    "they share the partitions. The bundle is checked before any broker contact.")
     add_settings_flags(p, ConsumerSettings)
-    p.add_argument("--until-idle", type=float, help="exit after this many seconds without a message")
+    p.add_argument("--until-idle", type=seconds, metavar="S", help="exit after this many seconds without a message")
     p.add_argument("--no-create-topics", action="store_true", help="do not create missing topics")
-    p.add_argument("-v", "--verbose", action="store_true", help="log assignments, DLQ records, commits")
+    add_verbose(p, "assignments, DLQ records, commits and librdkafka's own lines")
 
     def run(a: argparse.Namespace) -> int:
         setup_logging(a.verbose)

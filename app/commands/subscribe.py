@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from perfwatch.app.common import add_kafka_flags, connect, setup_logging, stop_on_signals
+from perfwatch.app.common import add_kafka_flags, connect, seconds, setup_logging, stop_on_signals
 from perfwatch.app.flags import add_settings_flags, settings_from_args
 from perfwatch.app.preflight import check_broker
 from perfwatch.console import console, out
@@ -15,15 +15,16 @@ from perfwatch.settings import NotifySettings, SampleSettings
 
 def _add_alerts(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("alerts", help="subscribe to HighLoad alerts (live or from the beginning)",
-                       description="Exit codes with --fail-on-alert: 1 if any matching alert arrived, else 0.")
+                       description="Prints HighLoad alerts (firing and resolved) as they arrive. Exit codes with "
+                                   "--fail-on-alert: 1 if any matching alert arrived, else 0.")
     p.add_argument("--from-beginning", action="store_true", help="read the whole topic, not only new alerts")
-    p.add_argument("--run-id")
-    p.add_argument("--host")
-    p.add_argument("--state", choices=["firing", "resolved"])
+    p.add_argument("--run-id", metavar="ID", help="only this run's alerts")
+    p.add_argument("--host", metavar="NAME", help="only this host's alerts")
+    p.add_argument("--state", choices=["firing", "resolved"], help="only alerts in this state")
     p.add_argument("--json", action="store_true", help="one JSON object per line on stdout")
-    p.add_argument("--until-idle", type=float, help="exit after this many seconds without a new alert")
+    p.add_argument("--until-idle", type=seconds, metavar="S", help="exit after this many seconds without a new alert")
     p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when a matching alert occurred")
-    add_kafka_flags(p)
+    add_kafka_flags(p, "alerts_topic")
 
     def run(a: argparse.Namespace) -> int:
         from perfwatch.subscriber.alerts import AlertFilter, as_json, follow, format_alert
@@ -53,12 +54,12 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="draw a run's load, metrics, verdicts and alert episodes (PNG) and summarize it",
                        description="Reads the run's samples, verdicts and alerts up to the topics' end offsets. "
                                    "Exit 2 when the run has no samples or verdicts.")
-    p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--out", type=Path, metavar="PNG", help="figure path [default: artifacts/report-RUN_ID.png]")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run to report on")
+    p.add_argument("--out", type=Path, metavar="PATH", help="figure path (default: artifacts/report-RUN_ID.png)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.add_argument("--group-id", default="perfwatch-consumer", metavar="GROUP",
-                   help="the consumer's group, to tell why a run has no verdicts [default: perfwatch-consumer]")
-    add_kafka_flags(p)
+                   help="the consumer's group, to tell why a run has no verdicts (default: perfwatch-consumer)")
+    add_kafka_flags(p, "samples_topic", "predictions_topic", "alerts_topic")
     add_settings_flags(p, SampleSettings)
 
     def run(a: argparse.Namespace) -> int:
