@@ -119,3 +119,8 @@ def utc_time(value: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a time like 2024-05-01T12:00:00Z") from None
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def plural(n: int, word: str) -> str:
+    """``1 sample``, ``2 samples``: summaries read as sentences, not ``sample(s)``."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")

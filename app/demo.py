@@ -99,7 +99,8 @@ def run_demo(workdir: Path, speed: float = 10.0, train_steps: int = 400, keep_br
         data = collect(conf, run_id, s.samples_topic, s.predictions_topic, s.alerts_topic)
         png = draw(data, workdir / f"report-{run_id}.png")
         print(summarize(data))
-        console.print(f"{len(seen)} alerts printed; verdicts {proc.stats.labels}; report → {png}")
+        labels = ", ".join(f"{label} {n}" for label, n in sorted(proc.stats.labels.items())) or "none"
+        console.print(f"{len(seen)} alerts printed; verdicts: {labels}; report → {png}")
         console.print(f"demo finished in {time.monotonic() - t_start:.0f}s")
         return 0 if seen else 1
     finally:

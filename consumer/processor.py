@@ -120,7 +120,7 @@ class StreamProcessor:
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost, not revoked: another member may own them already. Drop the work, commit nothing.
-        log.warning("lost %s; dropping the batches in hand", partitions)
+        log.warning("lost %s; dropping the batches in hand", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
         self._drop_all()
         self.delivery.on_lost()
         self._assigned = False

@@ -22,7 +22,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "start":
         state = kafka.start(timeout=args.timeout)
-        console.print(f"Apache Kafka {state.kafka_version} ({len(state.nodes)} node(s)) ready; data in {args.data_dir}")
+        nodes = f"{len(state.nodes)} node" + ("" if len(state.nodes) == 1 else "s")
+        console.print(f"Apache Kafka {state.kafka_version} ({nodes}) ready; data in {args.data_dir}")
         if line := kafka.broker_version_line():
             console.print(f"broker log: {line}")
         if state.sasl_bootstrap:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from perfwatch.app.common import add_verbose, seconds, setup_logging
+from perfwatch.app.common import add_verbose, plural, seconds, setup_logging
 from perfwatch.app.flags import add_settings_flags, settings_from_args
 from perfwatch.app.preflight import check_broker, prepare_topics
 from perfwatch.console import console
@@ -38,10 +38,11 @@ def add(sub: argparse._SubParsersAction) -> None:
         proc.install_signal_handlers()
         console.print(f"consuming {s.samples_topic} as group {s.group_id} ({s.guarantee}, bundle "
                       f"{model.model_id}, batch ≤{s.batch_size} / {s.max_wait_ms} ms, "
-                      f"{workers} in inference × {threads} ORT thread(s))")
+                      f"{workers} in inference × {plural(threads, 'ORT thread')})")
         st = proc.run(max_idle_s=a.until_idle)
-        console.print(f"stopped: {st.consumed} consumed, {st.verdicts} verdicts {st.labels}, {st.alerts} alerts, "
-                      f"{st.dlq} to DLQ, {st.batches} batches")
+        labels = ", ".join(f"{label} {n:,}" for label, n in sorted(st.labels.items())) or "none"
+        console.print(f"stopped: {st.consumed:,} consumed, {st.verdicts:,} verdicts ({labels}), {st.alerts:,} alerts, "
+                      f"{st.dlq:,} to the DLQ, {st.batches:,} batches")
         return 0
 
     p.set_defaults(func=run)

@@ -11,6 +11,7 @@ from perfwatch.app.common import (
     connect,
     count,
     parse_speed,
+    plural,
     positive,
     seconds,
     setup_logging,
@@ -82,7 +83,7 @@ def _print_summary(summary: Any, total: int) -> None:
         console.print(f"… and {summary.rejected_count - 20} more")
     reasons = ", ".join(f"{k} {n}" for k, n in summary.reasons.most_common())
     if summary.stopped:
-        console.print(f"stopped: sent {summary.sent} of {total} sample(s) before Ctrl+C")
+        console.print(f"stopped: sent {summary.sent} of {plural(total, 'sample')} before Ctrl+C")
     console.print(f"sent {summary.sent} (delivered {summary.delivered}, failed {summary.failed}) in "
                   f"{summary.seconds:.1f} s; rejected {summary.rejected_count}" + (f" ({reasons})" if reasons else ""))
 
@@ -139,8 +140,8 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
 
                 for r in recording.rejected[:20]:
                     console.print(f"[red]bad line[/] {escape(str(r))}")
-                console.print(f"[bold red]error:[/] {recording.n_rejected} bad record(s) in {a.source}; nothing "
-                              "sent (--on-error fail)")
+                console.print(f"[bold red]error:[/] {plural(recording.n_rejected, 'bad record')} in {a.source}; "
+                              "nothing sent (--on-error fail)")
                 return 2
             if recording.n_samples == 0:
                 console.print(f"[bold red]error:[/] no valid samples in {a.source}")
@@ -182,7 +183,7 @@ def _add_generate(sub: argparse._SubParsersAction) -> None:
         items = list(generate_runs(a.runs, a.seed, prefix, hosts=a.hosts, samples_per_host=a.samples,
                                    interval_s=a.interval))
         run_ids = list(dict.fromkeys(i.run_id for i in items))
-        console.print(f"run id(s): {', '.join(run_ids)}")
+        console.print(f"run {'id' if len(run_ids) == 1 else 'ids'}: {', '.join(run_ids)}")
         summary = replay(items, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed,
                          show_progress=not a.no_progress, stop=stop_on_signals())
         _print_summary(summary, len(items))

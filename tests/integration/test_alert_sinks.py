@@ -282,7 +282,7 @@ def test_notify_command_delivers_and_stops_cleanly_on_sigterm(kafka: Broker, top
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert "2 record(s), 1 firing, 1 resolved" in err and "0 retries" in err
+    assert "2 records, 1 firing, 1 resolved" in err and "0 retries" in err
     assert [b["status"] for b in receiver.bodies()] == ["firing", "resolved"]
     assert all(SIGNATURE_HEADER in p.headers for p in receiver.posts)
 

@@ -135,8 +135,8 @@ def test_generate_prints_fresh_run_ids_each_time(kafka: Broker, topic_factory) -
         res = cli("generate", "--runs", "2", "--hosts", "1", "--samples", "3", "--bootstrap-servers", kafka.bootstrap,
                   "--samples-topic", topic, "--no-progress")
         assert res.returncode == 0, res.stderr
-        line = next(ln for ln in res.stderr.splitlines() if ln.startswith("run id(s): "))
-        ids.append(line.removeprefix("run id(s): ").split(", "))
+        line = next(ln for ln in res.stderr.splitlines() if ln.startswith(("run id: ", "run ids: ")))
+        ids.append(line.split(": ", 1)[1].split(", "))
     assert len(ids[0]) == len(ids[1]) == 2 and not set(ids[0]) & set(ids[1])
     on_topic = {decode_sample(m.value()).run_id for m in read_topic(kafka.conf, topic, idle_s=2)}
     assert on_topic == set(ids[0]) | set(ids[1])
@@ -161,7 +161,7 @@ def test_ctrl_c_in_replay_says_what_was_sent(kafka: Broker, topic_factory, tmp_p
     assert "Traceback" not in err
     stopped = next(ln for ln in err.splitlines() if ln.startswith("stopped: sent "))
     sent = int(stopped.split()[2])
-    assert 5 <= sent < 600 and stopped.endswith("of 600 sample(s) before Ctrl+C")
+    assert 5 <= sent < 600 and stopped.endswith("of 600 samples before Ctrl+C")
     assert sum(1 for _ in read_topic(kafka.conf, topic, idle_s=2)) == sent  # all sent were delivered
 
 
