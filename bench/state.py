@@ -1,4 +1,4 @@
-"""Hysteresis state at scale, against a real broker (``python -m bench.state --bootstrap HOST:PORT``).
+"""Hysteresis state at scale, against a real broker (``python -m perfwatch.bench.state --bootstrap HOST:PORT``).
 
 restore: a changelog of N records (default 100,000; K distinct keys) is restored the way the consumer
 does it on assignment (consumer.changelog.restore); prints records, keys and seconds.

@@ -20,6 +20,7 @@ from confluent_kafka.admin import AdminClient
 
 from perfwatch.consumer.routing import Record
 from perfwatch.consumer.state import Changes, CorruptState, PartitionState, decode
+from perfwatch.errors import KafkaSetupError
 from perfwatch.kafkaio import ensure_topics
 
 log = logging.getLogger("perfwatch.consumer.changelog")
@@ -32,7 +33,7 @@ TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": str(3_600_000)}
 def partition_count(conf: dict[str, Any], topic: str, timeout: float = 10.0) -> int:
     md = AdminClient(conf).list_topics(topic, timeout=timeout).topics.get(topic)
     if md is None or md.error is not None:
-        raise RuntimeError(f"topic {topic} not found")
+        raise KafkaSetupError(f"topic {topic} not found")
     return len(md.partitions)
 
 
@@ -41,7 +42,7 @@ def ensure_changelog(conf: dict[str, Any], samples_topic: str, changelog_topic: 
     n = partition_count(conf, samples_topic)
     ensure_topics(conf, [changelog_topic], partitions=n, config=TOPIC_CONFIG)
     if (m := partition_count(conf, changelog_topic)) != n:
-        raise RuntimeError(f"changelog {changelog_topic} has {m} partitions, {samples_topic} has {n}: "
+        raise KafkaSetupError(f"changelog {changelog_topic} has {m} partitions, {samples_topic} has {n}: "
                            "partition i of one must match partition i of the other")
 
 
