@@ -4,6 +4,13 @@ one small interface, so the loop never branches on the guarantee.
 at-least-once: a batch's offsets are committed once every record it produced is acknowledged.
 exactly-once: one transaction per batch with send_offsets_to_transaction; readers use read_committed.
 
+A batch's hysteresis state changes (consumer/state.py) come with their changelog records. Exactly-once: the
+changelog records go in the batch's transaction and the changes reach the store only if it commits (an
+aborted batch leaves no trace). At-least-once: the changes apply at once (the next batch reads them); the
+changelog records are produced once the batch's outputs are acknowledged, in batch order (a stored `firing`
+is always a delivered one, and a key's later state is never overwritten by an earlier one), and the offsets
+are committed once both are; a batch that is re-processed takes its changes back first.
+
 Both retry a batch whose output failed (the loop rewinds and re-processes it after a backoff); an input
 whose output failed ``attempts`` times goes to the DLQ with the error as its reason, and the stream goes
 on. Only a dead letter that cannot be delivered stops the consumer, with nothing committed past it.
@@ -23,6 +30,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from perfwatch.consumer.batch import Batch
 from perfwatch.consumer.routing import Record
+from perfwatch.consumer.state import Changes
 from perfwatch.consumer.watchdog import Watchdog
 from perfwatch.errors import PerfwatchError
 
@@ -92,9 +100,11 @@ class Delivery(Protocol):
     def start(self) -> None:
         """Before the first batch (exactly-once: init_transactions)."""
 
-    def emit(self, batch: Batch, records: list[Record]) -> bool:
-        """Produce a batch's records and see to its commit. False: the batch was aborted and nothing of it
-        is visible; the caller rewinds to it."""
+    def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
+             changelog: list[Record] | None = None) -> bool:
+        """Produce a batch's records and see to its commit, with its state ``changes`` and their
+        ``changelog`` records. False: the batch was aborted and nothing of it is visible (its changes are
+        dropped); the caller rewinds to it."""
 
     def poll(self) -> list[Batch]:
         """Serve delivery reports and commit what is acknowledged. Returns the batches to re-process (a
@@ -117,7 +127,8 @@ def produce_all(producer: Any, records: list[Record],
         cb = on_delivery(r) if on_delivery is not None else None
         while True:
             try:
-                producer.produce(r.topic, r.value, r.key, headers=r.headers, on_delivery=cb)
+                producer.produce(r.topic, r.value, r.key, headers=r.headers, on_delivery=cb,
+                                 partition=-1 if r.partition is None else r.partition)
                 break
             except BufferError:  # local queue full: serve deliveries, then retry
                 producer.poll(0.1)
@@ -130,6 +141,8 @@ class _Unacked:
     batch: Batch
     remaining: int
     failed: list[tuple[Record, KafkaError]] = field(default_factory=list)
+    changes: Changes | None = None  # applied at emit; reverted if the batch is re-processed
+    changelog: list[Record] = field(default_factory=list)  # produced once the outputs are acknowledged
 
     def on_delivery(self, record: Record) -> Callable[[KafkaError | None, Message], None]:
         def done(err: KafkaError | None, _msg: Message) -> None:
@@ -153,12 +166,32 @@ class AtLeastOnce:
     def start(self) -> None:
         pass
 
-    def emit(self, batch: Batch, records: list[Record]) -> bool:
-        pending = _Unacked(batch, len(records))
+    def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
+             changelog: list[Record] | None = None) -> bool:
+        pending = _Unacked(batch, len(records), changes=changes, changelog=list(changelog or []))
+        if changes is not None:
+            changes.apply()  # the next batch reads it; a crash before its changelog record re-reads this batch
         self._unacked.append(pending)
         produce_all(self.producer, records, pending.on_delivery)
         self.producer.poll(0)
         return True
+
+    def _revert(self) -> None:
+        """Take back the state changes of every batch not committed, newest first."""
+        for u in reversed(self._unacked):
+            if u.changes is not None:
+                u.changes.revert()
+
+    def _produce_changelogs(self) -> None:
+        """Produce the changelog records of the leading batches whose outputs are all acknowledged."""
+        for u in self._unacked:
+            if not u.changelog:
+                continue
+            if u.remaining > 0 or u.failed:
+                break  # in batch order: a key's later state is never overwritten by an earlier one
+            then, u.changelog = u.changelog, []
+            u.remaining += len(then)
+            produce_all(self.producer, then, u.on_delivery)
 
     def poll(self) -> list[Batch]:
         self.producer.poll(0)
@@ -171,9 +204,11 @@ class AtLeastOnce:
         """Commit offsets of the leading batches whose records are all acknowledged; stop at a failed one."""
         if self.failed is not None:
             raise DeliveryFailed(self.failed)
+        self._produce_changelogs()
         done: dict[tuple[str, int], int] = {}
         redo: list[Batch] = []
-        while self._unacked and self._unacked[0].remaining <= 0:
+        while self._unacked and self._unacked[0].remaining <= 0 and (
+                not self._unacked[0].changelog or self._unacked[0].failed):
             u = self._unacked[0]
             if u.failed:
                 try:
@@ -185,6 +220,7 @@ class AtLeastOnce:
                     break
                 # Re-process it and everything after it (never committed): duplicates, never a loss.
                 redo = [x.batch for x in self._unacked]
+                self._revert()
                 self._unacked.clear()
                 break
             self._unacked.popleft()
@@ -214,6 +250,7 @@ class AtLeastOnce:
         return []
 
     def on_lost(self) -> None:
+        self._revert()
         self._unacked.clear()
 
 
@@ -240,7 +277,8 @@ class ExactlyOnce:
         with self._deadline("init_transactions", 30):
             self.producer.init_transactions(30)
 
-    def emit(self, batch: Batch, records: list[Record]) -> bool:
+    def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
+             changelog: list[Record] | None = None) -> bool:
         failed: list[tuple[Record, KafkaError]] = []
 
         def on_delivery(record: Record) -> Callable[[KafkaError | None, Message], None]:
@@ -254,12 +292,15 @@ class ExactlyOnce:
         try:
             with self._deadline("begin_transaction", 5):
                 self.producer.begin_transaction()
-            produce_all(self.producer, records, on_delivery)
-            self._retriable("send_offsets_to_transaction", lambda t: self.producer.send_offsets_to_transaction(
-                batch.offsets(), self.consumer.consumer_group_metadata(), t), deadline)
+            produce_all(self.producer, records + (changelog or []), on_delivery)
+            if batch.next_offsets:  # an expiry sweep consumed nothing
+                self._retriable("send_offsets_to_transaction", lambda t: self.producer.send_offsets_to_transaction(
+                    batch.offsets(), self.consumer.consumer_group_metadata(), t), deadline)
             self._retriable("commit_transaction", lambda t: self.producer.commit_transaction(t), deadline)
             self.commits += 1
             self.retries.committed(batch)
+            if changes is not None:
+                changes.apply()  # only now: an aborted batch's changes are dropped with it
             return True
         except KafkaException as exc:
             err = exc.args[0]

@@ -39,6 +39,15 @@ class Metrics:
                          registry=r)
         self.undeliverable = Counter("perfwatch_undeliverable_total",
                                      "inputs sent to the DLQ because their output could not be delivered", registry=r)
+        self.restore_seconds = Histogram("perfwatch_state_restore_seconds", "changelog restore time per assignment",
+                                         registry=r, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+        self.restore_records = Counter("perfwatch_state_restore_records_total", "changelog records restored",
+                                       registry=r)
+        self.changelog_corrupt = Counter("perfwatch_state_changelog_corrupt_total",
+                                         "changelog records skipped on restore because they did not decode", registry=r)
+        self.state_keys = Gauge("perfwatch_state_keys", "hysteresis keys held in memory", registry=r)
+        self.state_expired = Counter("perfwatch_state_expired_total", "hysteresis keys expired for idleness",
+                                     registry=r)
         self.paused = Gauge("perfwatch_paused", "1 while partitions are paused for backpressure", registry=r)
 
     def serve(self, port: int, health: Health | None = None) -> WSGIServer:

@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from perfwatch.consumer import changelog
 from perfwatch.consumer.batch import Batch, coords, message_time, prepare
 from perfwatch.consumer.clients import TRANSACTION_TIMEOUT_MS, consumer_config, producer_config
 from perfwatch.consumer.delivery import AtLeastOnce, Delivery, DeliveryFailed, ExactlyOnce, OutputRetries
 from perfwatch.consumer.hysteresis import Hysteresis
 from perfwatch.consumer.inference import InferencePool
 from perfwatch.consumer.metrics import Metrics
-from perfwatch.consumer.routing import Record, route
+from perfwatch.consumer.routing import Record, expiry_alerts, route
+from perfwatch.consumer.state import StateStore
 from perfwatch.consumer.watchdog import Watchdog
 from perfwatch.runtime.model import BundleModel
 from perfwatch.settings import ConsumerSettings
@@ -37,6 +39,8 @@ log = logging.getLogger("perfwatch.consumer")
 
 # How long the loop waits on a batch in inference before it looks for new messages for an idle worker.
 _WAIT_SLICE_S = 0.005
+# Most idle keys expired in one batch (each is a tombstone, and maybe a `resolved`).
+_SWEEP_LIMIT = 10_000
 
 
 @dataclass
@@ -62,6 +66,9 @@ class StreamProcessor:
         self.model_ref = ModelRef(id=self.model.model_id, sha256=self.model.manifest.sha256)
         self.metrics = metrics or Metrics()
         self.hysteresis = Hysteresis.parse(settings.hysteresis) if settings.hysteresis else None
+        # Hysteresis state per assigned partition, backed by a compacted changelog (consumer/state.py).
+        self.state = StateStore() if self.hysteresis is not None else None
+        self._next_sweep = 0.0
         self.stats = Stats()
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # set once partitions are assigned (tests and health checks wait on it)
@@ -98,8 +105,7 @@ class StreamProcessor:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
-        if self.hysteresis is not None and partitions:
-            self._restore_alert_state()
+        self._restore_state(partitions)
         # librdkafka keeps a partition's pause across losing and regaining it: every new partition starts
         # in the state the loop believes it is in, never paused while the loop thinks it is not.
         consumer.incremental_assign(partitions)
@@ -117,6 +123,7 @@ class StreamProcessor:
             self._rewind(redo, keep_out=revoked)
         remaining = {(p.topic, p.partition) for p in consumer.assignment()} - revoked
         self._assigned = bool(remaining)
+        self._drop_state(partitions)
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Lost, not revoked: another member may own them already. Drop the work, commit nothing.
@@ -124,6 +131,7 @@ class StreamProcessor:
         self._drop_all()
         self.delivery.on_lost()
         self._assigned = False
+        self._drop_state(partitions)
         self._set_paused(False)  # nothing awaits acks now; the next assignment starts resumed
 
     # -- lifecycle -----------------------------------------------------------------------------------
@@ -146,6 +154,8 @@ class StreamProcessor:
         if self.s.metrics_port is not None:
             self.metrics.serve(self.s.metrics_port, self.health)
         self.delivery.start()
+        if self.state is not None:
+            changelog.ensure_changelog(self.s.kafka_config(), self.s.samples_topic, self.s.state_changelog_topic())
         self.consumer.subscribe([self.s.samples_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
         self._idle_since = time.monotonic()
@@ -162,6 +172,7 @@ class StreamProcessor:
                         and not (self._forming or self.pool or self.delivery.pending()):
                     break
                 self._emit_finished()  # … while this thread produces and commits batch N
+                self._expire_idle()
                 if redo := self.delivery.poll():
                     self._rewind(redo)
                 self._backpressure()
@@ -264,20 +275,19 @@ class StreamProcessor:
         return first
 
     def _emit(self, batch: Batch, probs: np.ndarray) -> None:
-        # Alert state changes are staged and applied only once the batch is committed (or, at-least-once,
-        # handed to the producer): an aborted transaction leaves no trace in it.
-        staged = self.hysteresis.staged() if self.hysteresis is not None else None
+        # Alert state changes are staged per batch; the delivery strategy applies them (exactly-once: only
+        # once the batch is committed, so an aborted transaction leaves no trace in them).
+        changes = self.state.begin() if self.state is not None else None
         records, verdicts = route(
             batch, probs, self.model.labels, self.model_ref, predictions_topic=self.s.predictions_topic,
             alerts_topic=self.s.alerts_topic, dlq_topic=self.s.dlq_topic, emit_predictions=self.s.emit_predictions,
-            hysteresis=staged, dlq_max_bytes=min(self.s.max_message_bytes * 4, 1_000_000),
-            undeliverable=self.delivery.retries.give_up(),
+            hysteresis=self.hysteresis, dlq_max_bytes=min(self.s.max_message_bytes * 4, 1_000_000),
+            undeliverable=self.delivery.retries.give_up(), changes=changes,
         )
-        if not self.delivery.emit(batch, records):
+        state_records = changelog.records(changes, self.s.state_changelog_topic()) if changes else []
+        if not self.delivery.emit(batch, records, changes, state_records):
             self._rewind([batch])
             return
-        if staged is not None:
-            staged.apply()
         self._progress_at = time.monotonic()
         self._account(batch, records, verdicts)
 
@@ -352,17 +362,46 @@ class StreamProcessor:
         except KafkaException:
             pass
 
-    def _restore_alert_state(self) -> None:
-        """Rebuild firing/resolved per key from the alerts topic, so a rebalance never re-fires."""
-        from perfwatch.kafkaio import read_topic
-        from perfwatch.verdict import Alert
+    # -- hysteresis state (consumer/state.py, consumer/changelog.py) ---------------------------------
+    def _restore_state(self, partitions: list[TopicPartition]) -> None:
+        """Restore the newly assigned partitions' state from the changelog, to its end offset, before
+        processing them (each starts empty: what an earlier owner held may be stale)."""
+        if self.state is None:
+            return
+        fresh = {p.partition: self.state.assign(p.partition) for p in partitions
+                 if p.topic == self.s.samples_topic}
+        for r in changelog.restore(self.s.kafka_config(), self.s.state_changelog_topic(), fresh,
+                                   on_corrupt=self.metrics.changelog_corrupt.inc):
+            log.info("restored partition %d: %d changelog records (%d corrupt, skipped) → %d keys in %.2f s",
+                     r.partition, r.records, r.corrupt, r.keys, r.seconds)
+            self.metrics.restore_seconds.observe(r.seconds)
+            self.metrics.restore_records.inc(r.records)
+        self.metrics.state_keys.set(len(self.state))
 
-        assert self.hysteresis is not None  # noqa: S101
-        conf = {**self.s.kafka_config()}
-        try:
-            for m in read_topic(conf, self.s.alerts_topic, idle_s=0.5, max_s=10, read_committed=True):
-                a = Alert.model_validate_json(m.value() or b"{}")
-                if a.state is not None:
-                    self.hysteresis.restore(f"{a.run_id}/{a.host}", a.state)
-        except (KafkaException, KeyError, ValueError) as exc:
-            log.warning("could not restore alert state from %s: %s", self.s.alerts_topic, exc)
+    def _drop_state(self, partitions: list[TopicPartition]) -> None:
+        if self.state is not None:
+            for p in partitions:
+                if p.topic == self.s.samples_topic:
+                    self.state.drop(p.partition)
+            self.metrics.state_keys.set(len(self.state))
+
+    def _expire_idle(self) -> None:
+        """Every tenth of the expiry (at most each minute): forget keys idle longer than the expiry, with a
+        tombstone each, after a `resolved` for those still firing; as a batch of its own."""
+        if self.state is None or time.monotonic() < self._next_sweep:
+            return
+        changes = self.state.expire(time.time() - self.s.state_expiry_s, limit=_SWEEP_LIMIT)
+        # More idle keys than one sweep takes: go on at the next turn of the loop, between batches.
+        self._next_sweep = time.monotonic() + (0.0 if len(changes) >= _SWEEP_LIMIT else
+                                                min(60.0, max(0.1, self.s.state_expiry_s / 10)))
+        if not changes:
+            return
+        expired = len(changes.expired)
+        records = expiry_alerts(changes, self.s.alerts_topic)
+        state_records = changelog.records(changes, self.s.state_changelog_topic())
+        if not self.delivery.emit(Batch(), records, changes, state_records):
+            return  # aborted: nothing changed; the next sweep tries again
+        self._account(Batch(), records, [])
+        self.metrics.state_expired.inc(expired)
+        self.metrics.state_keys.set(len(self.state))
+        log.info("expired %d idle keys (%d resolved)", expired, len(records))

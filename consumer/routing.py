@@ -9,10 +9,11 @@ import numpy as np
 from confluent_kafka import Message
 
 from perfwatch.consumer.batch import Batch, coords
-from perfwatch.consumer.hysteresis import Hysteresis, Staged
+from perfwatch.consumer.hysteresis import Hysteresis
+from perfwatch.consumer.state import Changes
 from perfwatch.errors import ContractError
 from perfwatch.labels import ALERT_LABEL
-from perfwatch.verdict import Alert, ModelRef, SourceRef, Verdict
+from perfwatch.verdict import Alert, AlertState, ModelRef, SourceRef, Verdict
 
 Header = tuple[str, str | bytes | None]
 
@@ -21,11 +22,12 @@ Header = tuple[str, str | bytes | None]
 class Record:
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (changelog)
     headers: list[Header] | None = None
     state: str | None = None  # for alerts: "high" (every HighLoad verdict), "firing" or "resolved"
     source: tuple[str, int, int] | None = None  # the input it came from (topic, partition, offset)
     reason: str | None = None  # for dead letters: why
+    partition: int | None = None  # set for changelog records (partition i ↔ input partition i)
 
 
 def dlq_headers(msg: Message, exc: ContractError, truncated_from: int | None) -> list[Header]:
@@ -45,10 +47,11 @@ def dlq_headers(msg: Message, exc: ContractError, truncated_from: int | None) ->
 
 
 def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: ModelRef, *, predictions_topic: str,
-          alerts_topic: str, dlq_topic: str, emit_predictions: bool, hysteresis: Hysteresis | Staged | None,
+          alerts_topic: str, dlq_topic: str, emit_predictions: bool, hysteresis: Hysteresis | None,
           dlq_max_bytes: int, undeliverable: dict[tuple[str, int, int], str] | None = None,
-          ) -> tuple[list[Record], list[Verdict]]:
-    """``undeliverable``: inputs whose output failed every try (with the error): they go to the DLQ."""
+          changes: Changes | None = None) -> tuple[list[Record], list[Verdict]]:
+    """``undeliverable``: inputs whose output failed every try (with the error): they go to the DLQ.
+    With ``hysteresis``, window and alert state are read and staged in ``changes``."""
     now = datetime.now(UTC)
     records: list[Record] = []
     verdicts: list[Verdict] = []
@@ -84,8 +87,25 @@ def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: Model
         if hysteresis is None:
             if high:
                 records.append(Record(alerts_topic, key, value, state="high", source=src))
-        elif state := hysteresis.observe(s.key, high):
-            alert = Alert(**v.__dict__, state=state)
-            records.append(Record(alerts_topic, key, alert.model_dump_json().encode(), state=state, source=src))
+        else:
+            assert changes is not None  # noqa: S101 - hysteresis state lives in the batch's changes
+
+            def render(st: AlertState, v: Verdict = v) -> str:
+                return Alert(**v.__dict__, state=st).model_dump_json()
+
+            if state := hysteresis.observe(changes, partition, offset, s.key, high, now.timestamp(), render):
+                records.append(Record(alerts_topic, key, render(state).encode(), state=state, source=src))
     records.extend(dead_letter(msg, exc) for msg, exc in batch.invalid)
     return records, verdicts
+
+
+def expiry_alerts(changes: Changes, alerts_topic: str) -> list[Record]:
+    """A `resolved` for each expired key that was still firing, copied from its `firing` alert."""
+    now = datetime.now(UTC)
+    records = []
+    for _partition, key, st in changes.expired:
+        if st.firing and st.alert is not None:
+            resolved = Alert.model_validate_json(st.alert).model_copy(update={"state": "resolved", "detected_at": now})
+            records.append(Record(alerts_topic, key.encode(), resolved.model_dump_json().encode(),
+                                  [("perfwatch.alert.reason", b"expired")], state="resolved"))
+    return records

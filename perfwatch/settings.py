@@ -108,6 +108,10 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
     guarantee: Guarantee = Field("at-least-once", description="delivery guarantee")
     emit_predictions: bool = Field(True, description="publish every verdict to the predictions topic")
     hysteresis: str | None = Field(None, description="'N/M': fire after N of the last M samples are HighLoad")
+    changelog_topic: str | None = Field(
+        None, description="compacted topic backing the hysteresis state (default: <samples topic>.alert-state)")
+    state_expiry_s: float = Field(3600.0, gt=0, description="forget a key's hysteresis window after this many "
+                                  "seconds (wall clock) without a sample; a firing key resolves first")
     max_pending_batches: int = Field(4, ge=1, description="pause partitions when more batches await acks")
     output_attempts: int = Field(3, ge=1, le=20,
                                  description="tries of an input's output before the input goes to the DLQ")
@@ -120,6 +124,9 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
     liveness_s: float = Field(120.0, gt=0, description="/healthz fails when the loop has made no progress for "
                                                        "this long while work waits")
     auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="where a new group starts")
+
+    def state_changelog_topic(self) -> str:
+        return self.changelog_topic or f"{self.samples_topic}.alert-state"
 
     def inference_plan(self) -> tuple[int, int]:
         """(batches in inference at once, ORT threads each)."""

@@ -34,6 +34,39 @@ def read_json(conf: dict[str, Any], topic: str, *, committed: bool = False, idle
     return [json.loads(m.value()) for m in read_topic(conf, topic, idle_s=idle_s, read_committed=committed)]
 
 
+def read_json_to_end(conf: dict[str, Any], topic: str, *, committed: bool = True,
+                     timeout: float = 120.0) -> list[dict]:
+    """Every record up to the end offsets taken at the start (under read_committed: the last stable offset),
+    judged by position, not by a quiet moment (a loaded machine can pause a fetch for seconds)."""
+    import uuid
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    c = Consumer({**conf, "group.id": f"reader-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+                  "enable.partition.eof": True,
+                  "isolation.level": "read_committed" if committed else "read_uncommitted"})
+    out: list[dict] = []
+    try:
+        parts = list(c.list_topics(topic, timeout=10).topics[topic].partitions)
+        ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in parts}
+        todo = {p for p, end in ends.items() if end > 0}
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
+        deadline = time.monotonic() + timeout
+        while todo and time.monotonic() < deadline:
+            for m in c.consume(500, timeout=0.5):
+                p, off, err = m.partition(), m.offset(), m.error()
+                if err is None:
+                    out.append(json.loads(m.value()))
+                elif err.code() != KafkaError._PARTITION_EOF:
+                    continue
+                if off is not None and (off + (err is None)) >= ends[p]:
+                    todo.discard(p)
+        assert not todo, f"{topic}: partitions {todo} not read to their end in {timeout} s"
+    finally:
+        c.close()
+    return out
+
+
 def total(conf: dict[str, Any], topic: str) -> int:
     return sum(end_offsets(conf, topic).values())
 

@@ -24,7 +24,7 @@ class FakeProducer:
     _txn_failed: bool = False
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None, headers: Any = None,
-                on_delivery: Any = None) -> None:
+                on_delivery: Any = None, partition: int = -1) -> None:
         self.produced.append((topic, value))
         self._queue.append((topic, value, on_delivery))
         if self._txn is not None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from confluent_kafka import KafkaError
 
+from perfwatch.consumer import changelog
 from perfwatch.consumer.batch import Batch
 from perfwatch.consumer.delivery import AtLeastOnce, DeliveryFailed, ExactlyOnce, OutputRetries
+from perfwatch.consumer.hysteresis import Hysteresis
 from perfwatch.consumer.routing import Record
+from perfwatch.consumer.state import Changes, StateStore
 from tests.unit.fakes import FakeConsumer, FakeProducer
 
 T = "samples"
@@ -98,3 +103,59 @@ def test_exactly_once_counts_the_failed_record_of_an_aborted_transaction() -> No
     assert list(retries.give_up()) == [(T, 0, 1)]
     assert d.emit(_batch(0, 10), _records("a", n=1))
     assert retries.give_up() == {}
+
+
+def _changes(store: StateStore, offset: int, high: bool = True) -> tuple[Changes, list[Record]]:
+    """One batch's state change for key k of partition 0, and its changelog record."""
+    changes = store.begin()
+    Hysteresis(2, 3).observe(changes, 0, offset, "k", high, float(offset), str)
+    return changes, changelog.records(changes, "log")
+
+
+def _store() -> StateStore:
+    store = StateStore()
+    store.assign(0)
+    return store
+
+
+def test_exactly_once_changelog_in_the_transaction_and_state_only_if_it_commits() -> None:
+    store = _store()
+    p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"b-1" else None)
+    d = ExactlyOnce(p, FakeConsumer())
+    d.start()
+    assert d.emit(_batch(0, 1), _records("a"), *_changes(store, 0))
+    assert [t for t, _ in p.committed_txns[0]] == ["pred", "pred", "log"]
+    assert store.get(0, "k") is not None and store.get(0, "k").offset == 0  # type: ignore[union-attr]
+    assert not d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1))  # aborted
+    assert store.get(0, "k").offset == 0  # type: ignore[union-attr] - its change was dropped
+    assert d.emit(Batch(), [], *_changes(store, 2))  # an expiry sweep: no input offsets to send
+    assert p.calls[-2:] == ["begin", "commit"]
+
+
+def test_at_least_once_changelog_follows_acked_outputs_in_order_then_offsets() -> None:
+    store = _store()
+    p, c = FakeProducer(), FakeConsumer()
+    d = AtLeastOnce(p, c)
+    d.emit(_batch(0, 1), _records("a"), *_changes(store, 0))
+    d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1))
+    assert store.get(0, "k").offset == 1  # type: ignore[union-attr] - applied at once: the next batch reads it
+    assert [t for t, _ in p.produced] == ["pred"] * 4  # no changelog record before the outputs are acked
+    d.poll()  # outputs acked: changelog records produced, in batch order; offsets wait for them
+    assert [t for t, _ in p.produced][4:] == ["log", "log"] and c.commits == []
+    assert [json.loads(v)["o"] for t, v in p.produced if t == "log"] == [0, 1]
+    d.poll()
+    assert c.commits == [{(T, 0): 2}] and d.pending() == 0
+
+
+def test_at_least_once_failed_output_takes_its_state_back_and_never_logs_it() -> None:
+    store = _store()
+    p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"b-0" else None)
+    d = AtLeastOnce(p, FakeConsumer(), OutputRetries(attempts=3, backoff_s=0.0))
+    d.emit(_batch(0, 1), _records("a"), *_changes(store, 0))
+    d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1))
+    d.emit(_batch(2, 1), _records("c", start=2), *_changes(store, 2))
+    assert d.poll() == []  # a's changelog produced; b failed but waits behind a
+    redo = d.poll()
+    assert [b.first_offsets for b in redo] == [{(T, 0): 1}, {(T, 0): 2}]
+    assert store.get(0, "k").offset == 0  # type: ignore[union-attr] - b and c taken back, newest first
+    assert [json.loads(v)["o"] for t, v in p.produced if t == "log"] == [0]

@@ -13,6 +13,7 @@ from perfwatch.consumer.batch import prepare
 from perfwatch.consumer.hysteresis import Hysteresis
 from perfwatch.consumer.inference import InferencePool
 from perfwatch.consumer.routing import route
+from perfwatch.consumer.state import StateStore
 from perfwatch.labels import HIGH, LABELS
 from perfwatch.runtime.model import Encoded
 from perfwatch.sample import Sample
@@ -61,9 +62,18 @@ def _sample(cpu: float, host: str = "h") -> bytes:
     return Sample(run_id="r1", host=host, cpu_pct=cpu, mem_pct=10, disk_pct=10).model_dump_json().encode()
 
 
+def _observe(h: Hysteresis, store: StateStore, offset: int, is_high: bool) -> str | None:
+    changes = store.begin()
+    state = h.observe(changes, 0, offset, "k", is_high, 100.0 + offset, lambda st: st)
+    changes.apply()
+    return state
+
+
 def test_hysteresis_fires_after_n_of_m_and_resolves_once() -> None:
-    h = Hysteresis.parse("3/5")
-    states = [h.observe("k", x) for x in [True, True, False, True, True, True, False, False, False, False]]
+    h, store = Hysteresis.parse("3/5"), StateStore()
+    store.assign(0)
+    highs = [True, True, False, True, True, True, False, False, False, False]
+    states = [_observe(h, store, i, x) for i, x in enumerate(highs)]
     assert [s for s in states if s] == ["firing", "resolved"]
     assert states.index("firing") == 3
 
@@ -115,15 +125,17 @@ def test_inference_pool_collects_in_submit_order_when_parts_finish_out_of_order(
 
 
 def test_staged_hysteresis_changes_nothing_until_applied() -> None:
-    h = Hysteresis.parse("2/3")
-    h.observe("k", True)
-    dropped = h.staged()
-    assert dropped.observe("k", True) == "firing"  # e.g. its transaction aborts: never applied
-    kept = h.staged()
-    assert kept.observe("k", True) == "firing"  # the retry sees the state from before the aborted batch
+    h, store = Hysteresis.parse("2/3"), StateStore()
+    store.assign(0)
+    _observe(h, store, 0, True)
+    dropped = store.begin()
+    assert h.observe(dropped, 0, 1, "k", True, 1.0, str) == "firing"  # e.g. its transaction aborts
+    kept = store.begin()
+    assert h.observe(kept, 0, 1, "k", True, 1.0, str) == "firing"  # the retry sees the state from before it
     kept.apply()
-    assert h.states["k"].firing and list(h.states["k"].window) == [True, True]
-    assert h.staged().observe("k", False) is None
+    st = store.get(0, "k")
+    assert st is not None and st.firing and st.bits == 0b11
+    assert h.observe(store.begin(), 0, 2, "k", False, 2.0, str) is None
 
 
 def test_a_timestamp_past_year_9999_is_a_dead_letter_not_a_crash() -> None:
