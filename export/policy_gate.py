@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from perfwatch.bundle import Precision, read_manifest, write_manifest
+from perfwatch.bundle import CARD, CHECK_DIR, Precision, read_manifest, write_manifest
 from perfwatch.console import console
 from perfwatch.export.evaluate import (
     CUBE_SIZE,
@@ -31,8 +31,6 @@ from perfwatch.export.evaluate import (
     write_outputs,
 )
 
-CARD = "model_card.md"
-CHECK_DIR = "policy-check"
 Scope = Literal["auto", "cube", "surface"]
 
 

@@ -25,6 +25,10 @@ FORMAT_VERSION: Final = 2  # 2: manifest_sha256 covers the manifest itself
 MANIFEST: Final = "manifest.json"
 TOKENIZER: Final = "tokenizer.json"
 MODEL_FILES: Final[dict[str, str]] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+# Written into a bundle after its manifest, by the policy check (export's gate, `perfwatch evaluate`): part
+# of a bundle, so that a re-export may replace it.
+CARD: Final = "model_card.md"
+CHECK_DIR: Final = "policy-check"
 Precision = Literal["fp32", "int8"]
 
 
@@ -90,7 +94,7 @@ def write_manifest(bundle_dir: Path, manifest: Manifest) -> Manifest:
 
 def is_bundle_dir(path: Path) -> bool:
     """A directory holding only bundle files and a manifest.json object: what export may replace."""
-    known = {*MODEL_FILES.values(), TOKENIZER, MANIFEST, MANIFEST + ".tmp"}
+    known = {*MODEL_FILES.values(), TOKENIZER, MANIFEST, MANIFEST + ".tmp", CARD, CHECK_DIR}
     try:
         names = {p.name for p in path.iterdir()}
         obj = json.loads((path / MANIFEST).read_bytes())

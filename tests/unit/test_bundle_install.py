@@ -49,3 +49,16 @@ def test_out_with_anything_but_bundle_files_is_refused(tmp_path: Path, extra: st
         check_out(tmp_path / "file")
     (tmp_path / "empty").mkdir()
     check_out(tmp_path / "empty")
+
+
+def test_a_policy_checked_bundle_can_be_replaced(tmp_path: Path) -> None:
+    """The policy check writes its card and outputs into the bundle; a re-export must still accept it
+    (it refused every gated bundle before, so a second `perfwatch export` into one --out failed)."""
+    out = _bundle(tmp_path / "bundle", "old")
+    (out / "model_card.md").write_text("# card")
+    (out / "policy-check").mkdir()
+    (out / "policy-check" / "summary.json").write_text("{}")
+    check_out(out)  # no error
+    (out / "keep.txt").write_text("not export's")
+    with pytest.raises(ExportError):
+        check_out(out)
