@@ -93,9 +93,12 @@ def test_bad_training_input_fails_with_file_and_line(tmp_path: Path, name: str, 
 def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
     from perfwatch.training.train import TrainConfig, train
 
-    lines = [f"CPU Load: {c}%, Memory: 10%, Disk: 10% -> Label: {'Hot' if c >= 50 else 'Cold'}" for c in range(100)]
+    # 600 distinct texts: evaluation splits never share a model input text with training, so repeated
+    # lines would leave nothing to validate on.
+    lines = [f"CPU Load: {c}%, Memory: {10 + k}%, Disk: 10% -> Label: {'Hot' if c >= 50 else 'Cold'}"
+             for k in range(6) for c in range(100)]
     f = tmp_path / "mine.txt"
-    f.write_text("\n".join(lines * 6))
+    f.write_text("\n".join(lines))
     cfg = TrainConfig(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
                       user_files=[f], labels=None, max_steps=40, eval_every=20, patience=100)
     first = train(cfg)
