@@ -8,7 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 UP = re.compile(r"(?<![\w.])((?:\.\./)+[\w.\-/]*)")
-FORBIDDEN = re.compile(r"PERFWATCH_SHARED|/work/|\bshared/data\b")
+# Spelled in pieces so that this file itself passes the same grep (the sibling folder, the old variable).
+SIBLING = "shared"
+FORBIDDEN = re.compile("PERFWATCH_" + SIBLING.upper() + r"|/work/|\b" + SIBLING + r"/data\b")
 
 
 def tracked_text_files() -> list[Path]:
@@ -41,5 +43,5 @@ def test_no_tracked_file_refers_outside_the_repository() -> None:
 
 
 def test_the_check_sees_a_reference_outside(tmp_path: Path) -> None:
-    assert outside(ROOT / "README.md", "../shared/DESIGN.md")
+    assert outside(ROOT / "README.md", "../" + SIBLING + "/DESIGN.md")
     assert not outside(ROOT / "docs" / "architecture.md", "../README.md")
