@@ -78,12 +78,7 @@ def run_in_thread(proc: Any, max_idle_s: float | None = None) -> threading.Threa
 
 
 def wait_for(pred: Any, timeout: float = 60.0, every: float = 0.2) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(every)
-    return False
+    return harness.wait_until(pred, timeout, every)
 
 
 def consume_cli(bootstrap: str, topics: Topics, bundle: Path, *extra: str) -> subprocess.Popen[str]:
