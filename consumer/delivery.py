@@ -41,13 +41,15 @@ Coords = tuple[str, int, int]
 DEADLINE_GRACE_S = 5.0
 # Errors that belong to the record itself (its size, its topic or partition, its content): counted against
 # its input. Others (purged with an aborted transaction, sequence or epoch trouble after another record
-# failed) only retry the batch, so that one bad record never sends its neighbours to the DLQ.
+# failed) only retry the batch, so that one bad record never sends its neighbours to the DLQ. A timeout is
+# not the record's either: a paused or partitioned broker times out every record in flight, and dead-lettering
+# them would throw good inputs away during an outage; the batch is retried with backoff instead, and a stall
+# that lasts shows on /healthz and in the lag.
 _RECORD_ERRORS = frozenset({
     KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD,
     KafkaError.INVALID_MSG, KafkaError.INVALID_MSG_SIZE, KafkaError.INVALID_TIMESTAMP,
     KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.POLICY_VIOLATION, KafkaError.TOPIC_AUTHORIZATION_FAILED,
     KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION,
-    KafkaError._MSG_TIMED_OUT,
 })
 
 

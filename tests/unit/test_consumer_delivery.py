@@ -75,6 +75,21 @@ def test_at_least_once_failed_output_is_retried_then_its_input_given_up() -> Non
     assert retries.give_up() == {}  # forgotten once committed
 
 
+@pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
+def test_a_timed_out_output_is_retried_and_never_dead_lettered(guarantee: str) -> None:
+    """A broker paused or partitioned past message.timeout.ms times out every record in flight: the
+    cluster's trouble, not the records'. Seen in the coordinator chaos runs: a 20 s SIGSTOP took good inputs
+    to "try 2 of 3", and a longer pause would have sent them all to the DLQ."""
+    p = FakeProducer(fail=lambda _t, v: KafkaError._MSG_TIMED_OUT if v == b"b-1" else None)
+    c = FakeConsumer()
+    retries = OutputRetries(attempts=2, backoff_s=0.0)
+    d = AtLeastOnce(p, c, retries) if guarantee == "at-least-once" else ExactlyOnce(p, c, retries)
+    for _ in range(5):
+        d.emit(_batch(10, 10), _records("b", start=10))
+        d.poll()
+    assert retries.give_up() == {} and c.commits == []
+
+
 def test_exactly_once_one_transaction_per_batch_with_its_offsets() -> None:
     p, c = FakeProducer(), FakeConsumer()
     d = ExactlyOnce(p, c)
