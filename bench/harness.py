@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException, Producer
+from confluent_kafka.admin import AdminClient
 
 from perfwatch.kafkaio import end_offsets, ensure_topics, headers_of, read_topic
 from perfwatch.sample import Sample
@@ -120,6 +122,63 @@ def consume_process(bootstrap: str, topics: Topics, bundle: Path, *extra: str,
     log = tempfile.NamedTemporaryFile("w", prefix="perfwatch-consume-", suffix=".log", delete=False)  # noqa: SIM115
     return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+class Supervised:
+    """A consumer process kept running the way Kubernetes (``restartPolicy: Always``) or systemd
+    (``Restart=on-failure``) keeps it: when it exits on its own, for instance because its watchdog found a
+    Kafka call stuck past its deadline, a fresh one starts under the same flags (and so the same
+    transactional id, which fences the old producer). ``stop`` sends SIGTERM and waits."""
+
+    def __init__(self, start: Callable[[], subprocess.Popen[str]], restart_delay_s: float = 1.0) -> None:
+        self._start, self._delay = start, restart_delay_s
+        self.exits: list[int] = []  # exit codes of the processes that ended on their own
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self.proc = start()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    @property
+    def restarts(self) -> int:
+        return len(self.exits)
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            code = self.proc.poll()
+            if code is None:
+                self._stopping.wait(0.2)
+                continue
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self.exits.append(code)
+                time.sleep(self._delay)
+                self.proc = self._start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        with self._lock:
+            self._stopping.set()
+        self._thread.join(timeout)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout)
+
+
+def group_coordinator(conf: dict[str, Any], group: str, timeout: float = 30.0) -> int:
+    """The node id of the broker that coordinates ``group`` (the admin API's DescribeGroups)."""
+    admin = AdminClient(conf)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            desc = admin.describe_consumer_groups([group], request_timeout=10)[group].result(timeout=15)
+            if desc.coordinator is not None and desc.members:
+                return int(desc.coordinator.id)
+        except KafkaException:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no coordinator for group {group} in {timeout:.0f}s")
+        time.sleep(0.5)
 
 
 def count(conf: dict[str, Any], topics: Topics, committed: bool = True) -> tuple[int, int, int, int]:

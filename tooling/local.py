@@ -312,6 +312,16 @@ class LocalKafka:
         node.pid = None
         self._save(state)
 
+    def freeze_node(self, node_id: int, seconds: float) -> None:
+        """Fault injection: SIGSTOP one node for ``seconds`` (a long GC pause, a stalled VM), then SIGCONT.
+        Its sockets stay open, so clients see silence rather than refused connections."""
+        node = next(n for n in self._require_state().nodes if n.node_id == node_id)
+        self._signal(node, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            self._signal(node, signal.SIGCONT)
+
     def start_node(self, node_id: int, timeout: float = 90.0) -> None:
         state = self._require_state()
         node = next(n for n in state.nodes if n.node_id == node_id)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from perfwatch.bench.chaos import broker_restart, cluster_node_loss, consumer_crashes, scale_in_out
+from perfwatch.bench.chaos import broker_restart, consumer_crashes, coordinator_loss, scale_in_out
 from perfwatch.bench.fuzz import bad_input_at_volume
 from perfwatch.bench.harness import Result
 from perfwatch.bench.security import bad_bundle_refused, sasl_round_trip
@@ -38,10 +38,14 @@ def test_broker_restart_mid_stream(tiny_bundle: Path) -> None:
     assert "never restarted" in r.note
 
 
-def test_cluster_loses_a_broker(tiny_bundle: Path) -> None:
-    r = cluster_node_loss(tiny_bundle, n=2000, rate=300)
+def test_cluster_loses_its_group_coordinator(tiny_bundle: Path) -> None:
+    """The way out of librdkafka's hang in send_offsets_to_transaction: each run SIGKILLs or SIGSTOPs the
+    group's coordinator; the consumer carries on, or exits on its deadline and is restarted by a supervisor,
+    and no run hangs, loses or repeats. 4 runs here (≈ 4 min); `perfwatch chaos` runs 10."""
+    r = coordinator_loss(tiny_bundle, runs=4, n=600, rate=100)
     _show(r)
-    assert (r.messages, r.lost, r.duplicated) == (2000, 0, 0)
+    assert (r.messages, r.lost, r.duplicated, r.dlq) == (2400, 0, 0, 0), r.note
+    assert r.ok and "0 runs hung" in r.note, r.note
 
 
 def test_scale_in_and_out(kafka: Broker, tiny_bundle: Path) -> None:
