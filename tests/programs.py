@@ -18,6 +18,7 @@ from typing import Any
 
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from perfwatch.tooling.programs import ensure_program
 
@@ -35,6 +36,17 @@ def wait_until(pred: Any, timeout: float, every: float = 0.2) -> bool:
             return True
         time.sleep(every)
     return bool(pred())
+
+
+def metric_total(url: str, sample: str, **labels: str) -> float:
+    """A real program's own metric from its /metrics (prometheus_client's exposition parser): the sum of
+    ``sample`` over the series whose labels include ``labels``; 0 while the program cannot answer."""
+    try:
+        text = requests.get(f"{url}/metrics", timeout=5).text
+    except requests.RequestException:
+        return 0.0
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == sample and labels.items() <= s.labels.items())
 
 
 @dataclass
