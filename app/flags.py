@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
 from perfwatch.errors import UsageError
@@ -21,7 +22,8 @@ from perfwatch.errors import UsageError
 S = TypeVar("S", bound=BaseSettings)
 DEST_PREFIX = "setting__"
 
-# The kind of value a field takes, where its name or type does not say it plainly.
+# The kind of value a field takes, where its name or type does not say it plainly ("Model.field" for a
+# name that means different things in different models).
 METAVARS = {
     "bootstrap_servers": "HOST:PORT[,…]",
     "sasl_username": "USER",
@@ -30,7 +32,12 @@ METAVARS = {
     "metrics_port": "PORT",
     "transactional_id": "ID",
     "group_id": "NAME",
+    "base_model": "NAME|PATH",
+    "TrainSettings.labels": "A,B,…",
+    "lr": "RATE",
 }
+SUFFIXES = (("_ms", "MS"), ("_seconds", "S"), ("_s", "S"), ("_minutes", "MIN"), ("_gb", "GB"), ("_bytes", "BYTES"),
+            ("_topic", "TOPIC"))
 
 
 def _base_type(annotation: Any) -> Any:
@@ -41,15 +48,31 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
-def metavar(name: str, typ: Any) -> str:
-    """HOST:PORT, PATH, MS, S, GB, N, X, TOPIC, NAME: what to type, not where it is stored."""
-    if name in METAVARS:
-        return METAVARS[name]
+def _item_type(typ: Any) -> Any | None:
+    """The element type of a list or tuple field (a repeatable flag), else None."""
+    if typing.get_origin(typ) in (list, tuple):
+        return typing.get_args(typ)[0]
+    return None
+
+
+def _is_fraction(info: FieldInfo | None) -> bool:
+    """Bounded by ge=0 and le=1."""
+    meta = info.metadata if info else []
+    return any(getattr(m, "ge", None) == 0 for m in meta) and any(getattr(m, "le", None) == 1 for m in meta)
+
+
+def metavar(name: str, typ: Any, info: FieldInfo | None = None, model: type[BaseSettings] | None = None) -> str:
+    """HOST:PORT, PATH, MS, S, MIN, GB, N, X, FRACTION, TOPIC, NAME: what to type, not where it is stored."""
+    for key in ((f"{model.__name__}.{name}",) if model else ()) + (name,):
+        if key in METAVARS:
+            return METAVARS[key]
     if typ is Path:
         return "PATH"
-    for suffix, kind in (("_ms", "MS"), ("_s", "S"), ("_gb", "GB"), ("_bytes", "BYTES"), ("_topic", "TOPIC")):
+    for suffix, kind in SUFFIXES:
         if name.endswith(suffix):
             return kind
+    if typ is float and _is_fraction(info):
+        return "FRACTION"
     return {int: "N", float: "X"}.get(typ, "NAME")
 
 
@@ -59,6 +82,7 @@ def env_name(model: type[BaseSettings], name: str) -> str:
 
 def add_settings_flags(parser: argparse.ArgumentParser, model: type[BaseSettings],
                        skip: tuple[str, ...] = (), title: str | None = None) -> None:
+    """One flag per field of ``model`` (but ``skip``: positionals and the like, which the command adds)."""
     prefix = model.model_config.get("env_prefix", "")
     group = parser.add_argument_group(title or "settings", f"each also read from env {prefix}<NAME>; a flag wins")
     for name, info in model.model_fields.items():
@@ -66,11 +90,16 @@ def add_settings_flags(parser: argparse.ArgumentParser, model: type[BaseSettings
             continue
         flag = "--" + name.replace("_", "-")
         typ = _base_type(info.annotation)
+        item = _item_type(typ)
         default = info.default
         shown = "***" if typ is SecretStr and default is not None else default
         if typ is bool:
             shown = "on" if default else "off"
-        tail = f"env {env_name(model, name)}" if default is None else f"default: {shown}; env {env_name(model, name)}"
+        env = f"env {env_name(model, name)}"
+        if item is not None:  # empty by default; the env var holds a JSON list
+            tail = f"repeatable; {env} as a JSON list"
+        else:
+            tail = env if default is None else f"default: {shown}; {env}"
         help_text = f"{info.description or name} ({tail})"
         dest = DEST_PREFIX + name
         if typ is bool:
@@ -78,17 +107,26 @@ def add_settings_flags(parser: argparse.ArgumentParser, model: type[BaseSettings
         elif typing.get_origin(typ) is typing.Literal:
             group.add_argument(flag, dest=dest, choices=[str(c) for c in typing.get_args(typ)], default=None,
                                help=help_text)
+        elif item is not None:
+            group.add_argument(flag, dest=dest, action="append", type=_converter(item), default=None,
+                               help=help_text, metavar=metavar(name, item, info, model))
         else:
-            conv = {int: int, float: float, Path: Path}.get(typ, str)
-            group.add_argument(flag, dest=dest, type=conv, default=None, help=help_text, metavar=metavar(name, typ))
+            group.add_argument(flag, dest=dest, type=_converter(typ), default=None, help=help_text,
+                               metavar=metavar(name, typ, info, model))
 
+
+def _converter(typ: Any) -> Any:
+    return {int: int, float: float, Path: Path}.get(typ, str)
 
 
 def explain(model: type[BaseSettings], exc: ValidationError, from_flag: set[str]) -> str:
     """One line per refused value: `--batch-size must be ≥ 1 (got 0)`, `PERFWATCH_X: TLS is not one of …`."""
     lines = []
     for err in exc.errors():
-        field = str(err["loc"][0]) if err["loc"] else ""
+        if not err["loc"]:  # a model validator: its message names the flags itself
+            lines.append(str((err.get("ctx") or {}).get("error", err["msg"])))
+            continue
+        field = str(err["loc"][0])
         who = "--" + field.replace("_", "-") if field in from_flag else env_name(model, field)
         got = err.get("input")
         ctx = err.get("ctx") or {}

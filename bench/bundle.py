@@ -4,6 +4,7 @@ quickly trained one (speed depends on the shape, not on how well the weights are
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from perfwatch.bundle import read_manifest
 from perfwatch.console import console
@@ -34,12 +35,13 @@ def ensure_bench_artifacts(shape: str, workdir: Path = Path("artifacts/bench")) 
     if _matches(bundle, shape) and (ckpt / "config.json").exists():
         return bundle, ckpt
     from perfwatch.export.bundle_writer import export_bundle
-    from perfwatch.training.train import TrainConfig, train
+    from perfwatch.model_settings import Shape, TrainSettings
+    from perfwatch.training.train import train
 
     steps = 300 if shape == "tiny" else 80
     console.print(f"no {shape} bundle yet: training one for {steps} steps (throughput does not depend on it) …")
-    train(TrainConfig(out=ckpt.parent, from_scratch=shape, synthetic_runs=100, seed_lines=1000, max_steps=steps,
-                      eval_every=max(50, steps // 2), patience=100))
+    train(TrainSettings(out=ckpt.parent, from_scratch=cast(Shape, shape), synthetic_runs=100, seed_lines=1000,
+                        max_steps=steps, eval_every=max(50, steps // 2), patience=100))
     # Throughput only: no policy check (a short-trained model misses HighLoad, and checking costs minutes).
     export_bundle(ckpt, bundle, min_int8_agreement=0.0, parity_samples=200, policy=None)
     return bundle, ckpt

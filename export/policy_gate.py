@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
@@ -30,8 +29,7 @@ from perfwatch.export.evaluate import (
     uniform_points,
     write_outputs,
 )
-
-Scope = Literal["auto", "cube", "surface"]
+from perfwatch.model_settings import Scope
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,20 @@ class CheckpointMeta(BaseModel):
     max_tokens: int = Field(gt=0)
     shape: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
+    # How the checkpoint was made (the model card's "Reproduce"); optional, so export reads any checkpoint.
+    data_summary: dict[str, dict[str, int]] = Field(default_factory=dict)
+    seed: int | None = None
+    lr: float | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+def write_checkpoint_meta(checkpoint: Path, meta: CheckpointMeta) -> Path:
+    """Write ``checkpoint/perfwatch_meta.json`` whole (temp file + rename): a reader never sees half of it."""
+    path = Path(checkpoint) / META_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(meta.model_dump_json(indent=2))
+    tmp.replace(path)
+    return path
 
 
 def read_checkpoint_meta(checkpoint: Path) -> CheckpointMeta:

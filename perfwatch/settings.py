@@ -17,6 +17,7 @@ SAMPLES_TOPIC = "perf.samples"
 PREDICTIONS_TOPIC = "perf.predictions"
 ALERTS_TOPIC = "perf.alerts"
 DLQ_TOPIC = "perf.samples.dlq"
+BUNDLE_DIR = Path("artifacts/bundle")
 
 Guarantee = Literal["at-least-once", "exactly-once"]
 
@@ -97,7 +98,7 @@ class SampleSettings(BaseSettings):
 class ConsumerSettings(SampleSettings, KafkaSettings):
     """The stream processor's settings (``perfwatch consume --help`` lists each with its env var)."""
 
-    bundle: Path = Field(Path("artifacts/bundle"), description="model bundle directory")
+    bundle: Path = Field(BUNDLE_DIR, description="model bundle directory")
     precision: Literal["fp32", "int8"] = Field("int8", description="which model file of the bundle to run")
     group_id: str = Field("perfwatch-consumer", description="consumer group id")
     batch_size: int = Field(64, ge=1, le=4096, description="most samples per micro-batch")

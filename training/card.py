@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from perfwatch.checkpoint_meta import CheckpointMeta
 
-def write_card(path: Path, meta: dict[str, Any]) -> None:
-    m = meta["metrics"]
+
+def write_card(path: Path, meta: CheckpointMeta) -> None:
+    m = meta.metrics
     def lookup(r: dict[str, Any]) -> str:
         b = r.get("lookup_baseline")
         return f"{b['macro_f1']:.4f}" if b else "–"
@@ -22,7 +24,7 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
         f"| {lab} | {v['precision']:.4f} | {v['recall']:.4f} | {v['support']} |"
         for lab, v in m["slices"]["test"]["per_class"].items()
     )
-    cfg = meta["config"]
+    cfg = meta.config
     how = (f"perfwatch train --from-scratch {cfg['from_scratch']}" if cfg["from_scratch"]
            else f"perfwatch train --base-model {cfg['base_model']}")
     how += f" --seed {cfg['seed']} --max-steps {cfg['max_steps']}"
@@ -30,20 +32,20 @@ def write_card(path: Path, meta: dict[str, Any]) -> None:
         how += f" --coverage {cfg['coverage']}"
     if cfg.get("max_minutes"):
         how += f" --max-minutes {cfg['max_minutes']:g}"
-    shape = meta["shape"]
+    shape = meta.shape
     path.write_text(f"""# perfwatch load classifier
 
-Labels a performance-test sample as {', '.join(meta['labels'])}.
+Labels a performance-test sample as {', '.join(meta.labels)}.
 
-- **Base**: `{meta['base_model']}` — GPT2ForSequenceClassification, {shape['n_layer']} layers,
+- **Base**: `{meta.base_model}` — GPT2ForSequenceClassification, {shape['n_layer']} layers,
   {shape['n_embd']} wide, {shape['n_head']} heads, vocabulary {shape['vocab_size']},
   {shape['parameters']:,} parameters.
-- **Input**: text template `{meta['template_version']}` (e.g. `cpu 91 mem 40 disk 12`); tokens per sample:
+- **Input**: text template `{meta.template_version}` (e.g. `cpu 91 mem 40 disk 12`); tokens per sample:
   median {m['tokens_per_sample']['median']}, max {m['tokens_per_sample']['max']}.
-- **Data**: hash `{meta['data_hash']}`; examples per split and label: `{meta['data_summary']}`.
+- **Data**: hash `{meta.data_hash}`; examples per split and label: `{meta.data_summary}`.
   Runs never cross splits. Synthetic runs are labelled by the label policy of DESIGN.md.
 - **Training**: {m['steps']} steps, {m['train_seconds']} s, best validation macro-F1
-  {m['best_val_macro_f1']:.4f} at step {m['best_step']}, lr {meta['lr']}, seed {meta['seed']}.
+  {m['best_val_macro_f1']:.4f} at step {m['best_step']}, lr {meta.lr}, seed {meta.seed}.
 
 ## Evaluation
 

@@ -10,7 +10,7 @@ import shutil
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,43 +20,21 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import GPT2ForSequenceClassification, PreTrainedTokenizerFast
 
+from perfwatch.checkpoint_meta import CheckpointMeta, write_checkpoint_meta
 from perfwatch.console import console
 from perfwatch.errors import InputError
-from perfwatch.labels import LABELS
+from perfwatch.model_settings import TrainSettings
 from perfwatch.template import TEMPLATE_VERSION
 from perfwatch.training.data import Dataset, Example, build_dataset
 from perfwatch.training.metrics import classification_report
 from perfwatch.training.model import check_base, from_pretrained, from_scratch, shape_of, train_tokenizer
 
-META = "perfwatch_meta.json"
 HELDOUT = "heldout.jsonl"
 DEFAULT_LR = {"tiny": 2e-3, "small": 1e-3, "distilgpt2": 3e-4, None: 5e-5}
-
-
-@dataclass
-class TrainConfig:
-    out: Path
-    from_scratch: str | None = None
-    base_model: str = "distilgpt2"
-    seed: int = 7
-    synthetic_runs: int = 400
-    samples_per_host: int = 60
-    seed_lines: int = 4000
-    coverage: int = 30_000
-    user_files: list[Path] = field(default_factory=list)
-    labels: list[str] | None = field(default_factory=lambda: list(LABELS))
-    mem_total_gb: float | None = None
-    batch_size: int = 64
-    lr: float | None = None
-    max_steps: int = 3000
-    max_minutes: float | None = None
-    warmup_ratio: float = 0.05
-    eval_every: int = 100
-    patience: int = 6
-    vocab_size: int = 512
-    threads: int | None = None
-    resume: bool = False
-    report_to: str = "none"
+# Fixed parts of the recipe (not settings): samples per synthetic host, warmup share, scratch vocabulary.
+SAMPLES_PER_HOST = 60
+WARMUP_RATIO = 0.05
+VOCAB_SIZE = 512
 
 
 @dataclass
@@ -125,8 +103,8 @@ def _lr_lambda(total: int, warmup: int):  # type: ignore[no-untyped-def]
     return f
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train, evaluate and write ``cfg.out/model`` (only when everything succeeded)."""
+def train(cfg: TrainSettings) -> CheckpointMeta:
+    """Train, evaluate and write ``cfg.out/model`` (only when everything succeeded); returns its metadata."""
     set_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -134,14 +112,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     state_dir = out / "state"
     if not cfg.from_scratch:
         check_base(cfg.base_model)
-    ds = build_dataset(seed=cfg.seed, synthetic_runs=cfg.synthetic_runs, samples_per_host=cfg.samples_per_host,
-                       seed_lines=cfg.seed_lines, coverage=cfg.coverage, user_files=cfg.user_files, labels=cfg.labels,
+    ds = build_dataset(seed=cfg.seed, synthetic_runs=cfg.synthetic_runs, samples_per_host=SAMPLES_PER_HOST,
+                       seed_lines=cfg.seed_lines, coverage=cfg.coverage, user_files=cfg.data, labels=cfg.label_set(),
                        mem_total_gb=cfg.mem_total_gb)
     labels = ds.labels
     console.print(f"data {ds.hash[:12]}: " + ", ".join(f"{s}={len(v)}" for s, v in ds.splits.items())
                   + f"; labels {', '.join(labels)}")
     if cfg.from_scratch:
-        tokenizer = train_tokenizer([e.text for e in ds.splits["train"]], cfg.vocab_size)
+        tokenizer = train_tokenizer([e.text for e in ds.splits["train"]], VOCAB_SIZE)
         model = from_scratch(cfg.from_scratch, tokenizer, labels)
         base = f"scratch:{cfg.from_scratch}"
     else:
@@ -150,7 +128,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     lr = cfg.lr or DEFAULT_LR.get(cfg.from_scratch, 5e-5)
     data = {s: encode(tokenizer, ds.splits[s], labels) for s in ("train", "val", "test")}
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warmup = int(cfg.warmup_ratio * cfg.max_steps)
+    warmup = int(WARMUP_RATIO * cfg.max_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg.max_steps, warmup))
     history: list[dict[str, float]] = []
     step, best_f1, best_step, stale = 0, -1.0, 0, 0
@@ -235,17 +213,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     report = evaluate(model, tokenizer, ds, data)
     report.update({"best_val_macro_f1": best_f1, "best_step": best_step, "steps": step,
                    "train_seconds": round(train_seconds, 1)})
-    meta = {
-        "labels": list(labels), "template_version": TEMPLATE_VERSION, "base_model": base,
-        "shape": shape_of(model), "data_hash": ds.hash, "data_summary": ds.summary(), "seed": cfg.seed,
-        "max_tokens": max(16, report["tokens_per_sample"]["max"] * 2), "metrics": report,
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
-                   if k not in ("out", "user_files")} | {"user_files": [str(p) for p in cfg.user_files]},
-        "lr": lr,
-        "_heldout": [{"text": e.text, "label": e.label}
-                     for e in ds.splits["test"][:: max(1, len(ds.splits["test"]) // 2000)]],
-    }
-    _write_model(out, model, tokenizer, meta, history, sampler.samples)
+    meta = CheckpointMeta(
+        labels=list(labels), template_version=TEMPLATE_VERSION, base_model=base, shape=shape_of(model),
+        data_hash=ds.hash, data_summary=ds.summary(), seed=cfg.seed,
+        max_tokens=max(16, report["tokens_per_sample"]["max"] * 2), metrics=report,
+        config=cfg.model_dump(mode="json", exclude={"out"}), lr=lr,
+    )
+    heldout = [{"text": e.text, "label": e.label} for e in ds.splits["test"][:: max(1, len(ds.splits["test"]) // 2000)]]
+    _write_model(out, model, tokenizer, meta, heldout, history, sampler.samples)
     return meta
 
 
@@ -294,7 +269,7 @@ def _save_state(state_dir: Path, model: Any, tokenizer: PreTrainedTokenizerFast,
 
 
 def _write_model(out: Path, model: GPT2ForSequenceClassification, tokenizer: PreTrainedTokenizerFast,
-                 meta: dict[str, Any], history: list[dict[str, float]],
+                 meta: CheckpointMeta, heldout: list[dict[str, str]], history: list[dict[str, float]],
                  resources: list[tuple[float, float, float]]) -> None:
     from perfwatch.training.card import write_card
     from perfwatch.training.plots import plot_confusion, plot_resources, plot_training
@@ -303,17 +278,16 @@ def _write_model(out: Path, model: GPT2ForSequenceClassification, tokenizer: Pre
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    heldout = meta.pop("_heldout")
-    (tmp / META).write_text(json.dumps(meta, indent=2))
+    write_checkpoint_meta(tmp, meta)
     # Held-out texts travel with the checkpoint so that export can check parity on data never trained on.
     (tmp / HELDOUT).write_text("".join(json.dumps(h) + "\n" for h in heldout))
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     plot_training(history, plots / "training_curves.png")
     plot_resources(resources, plots / "resources.png")
-    plot_confusion(meta["metrics"]["slices"]["test"]["confusion"], meta["labels"], plots / "confusion_matrix.png")
+    plot_confusion(meta.metrics["slices"]["test"]["confusion"], meta.labels, plots / "confusion_matrix.png")
     (out / "history.json").write_text(json.dumps(history))
-    (out / "metrics.json").write_text(json.dumps(meta["metrics"], indent=2))
+    (out / "metrics.json").write_text(json.dumps(meta.metrics, indent=2))
     write_card(out / "model_card.md", meta)
     shutil.copy(out / "model_card.md", tmp / "README.md")
     final = out / "model"
@@ -322,7 +296,7 @@ def _write_model(out: Path, model: GPT2ForSequenceClassification, tokenizer: Pre
     os.replace(tmp, final)  # the model appears whole, or not at all
 
 
-def _tracker(cfg: TrainConfig, base: str):  # type: ignore[no-untyped-def]
+def _tracker(cfg: TrainSettings, base: str):  # type: ignore[no-untyped-def]
     """Optional experiment tracking (off by default). wandb runs offline: no network needed."""
     if cfg.report_to == "none":
         return lambda row: None
@@ -332,5 +306,6 @@ def _tracker(cfg: TrainConfig, base: str):  # type: ignore[no-untyped-def]
         import wandb  # type: ignore[import-not-found]
     except ImportError:
         raise InputError("--report-to wandb needs `pip install wandb`") from None
-    run = wandb.init(project="perfwatch", mode="offline", config={"base": base, **asdict(cfg)}, dir=str(cfg.out))
+    run = wandb.init(project="perfwatch", mode="offline", config={"base": base, **cfg.model_dump(mode="json")},
+                     dir=str(cfg.out))
     return lambda row: run.log(row, step=int(row["step"]))

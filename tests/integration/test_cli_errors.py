@@ -117,8 +117,8 @@ def test_a_start_time_without_a_zone_is_utc(kafka: Broker, topic_factory) -> Non
     (("consume", "--until-idle", "0"), "argument --until-idle: must be > 0 seconds"),
     (("alerts", "--until-idle", "nan"), "argument --until-idle: must be > 0 seconds"),
     (("data", "--synthetic-runs", "-1"), "argument --synthetic-runs: must be ≥ 0 (got -1)"),
-    (("train", "--max-steps", "0"), "argument --max-steps: must be ≥ 1 (got 0)"),
-    (("export", "--min-int8-agreement", "2"), "argument --min-int8-agreement: must be between 0 and 1"),
+    (("train", "--max-steps", "0"), "--max-steps must be ≥ 1 (got 0)"),
+    (("export", "--min-int8-agreement", "2"), "--min-int8-agreement must be ≤ 1.0 (got 2.0)"),
     (("broker", "status", "--timeout", "0"), "argument --timeout: must be > 0 seconds"),
 ])
 def test_a_value_that_makes_no_sense_is_refused(args: tuple[str, ...], message: str) -> None:

@@ -91,7 +91,8 @@ def test_bad_training_input_fails_with_file_and_line(tmp_path: Path, name: str, 
 
 
 def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
-    from perfwatch.training.train import TrainConfig, train
+    from perfwatch.model_settings import TrainSettings
+    from perfwatch.training.train import train
 
     # 600 distinct texts: evaluation splits never share a model input text with training, so repeated
     # lines would leave nothing to validate on.
@@ -99,13 +100,12 @@ def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
              for k in range(6) for c in range(100)]
     f = tmp_path / "mine.txt"
     f.write_text("\n".join(lines))
-    cfg = TrainConfig(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
-                      user_files=[f], labels=None, max_steps=40, eval_every=20, patience=100)
+    cfg = TrainSettings(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
+                        data=[f], labels="auto", max_steps=40, eval_every=20, patience=100)
     first = train(cfg)
-    assert first["labels"] == ["Cold", "Hot"]
-    assert first["metrics"]["steps"] == 40
-    cfg.max_steps, cfg.resume = 60, True
-    second = train(cfg)
+    assert first.labels == ["Cold", "Hot"]
+    assert first.metrics["steps"] == 40
+    second = train(cfg.model_copy(update={"max_steps": 60, "resume": True}))
     history = json.loads((tmp_path / "o" / "history.json").read_text())
     assert history[0]["step"] == 1 and history[39]["step"] == 40  # the first run's steps were kept …
-    assert 40 < second["metrics"]["steps"] <= 60  # … and training continued after step 40, not from zero
+    assert 40 < second.metrics["steps"] <= 60  # … and training continued after step 40, not from zero

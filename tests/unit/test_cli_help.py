@@ -4,11 +4,17 @@ with its default, a description per command, only the settings a command uses. N
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import shlex
+from pathlib import Path
 
 import pytest
 
 from perfwatch.app.cli import build_parser, main
+from perfwatch.app.flags import settings_from_args
+from perfwatch.errors import UsageError
+from perfwatch.model_settings import ExportSettings, TrainSettings
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -76,3 +82,102 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exc.value.code == 0
     assert re.match(r"perfwatch \d+\.\d+", capsys.readouterr().out)
+
+
+# -- train and export: flags generated from TrainSettings / ExportSettings ----------------------------------
+# Every flag users and the README type today; generation must never rename or drop one.
+TRAIN_FLAGS = {"--out", "--base-model", "--from-scratch", "--seed", "--synthetic-runs", "--seed-lines", "--coverage",
+               "--data", "--labels", "--mem-total-gb", "--batch-size", "--lr", "--max-steps", "--max-minutes",
+               "--eval-every", "--patience", "--threads", "--resume", "--report-to"}
+EXPORT_FLAGS = {"--out", "--precision", "--min-int8-agreement", "--parity-samples", "--policy-check",
+                "--policy-check-sample", "--policy-check-max-seconds", "--allow-missed-highload"}
+
+
+@pytest.fixture
+def no_model_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith(("PERFWATCH_TRAIN_", "PERFWATCH_EXPORT_")):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_train_and_export_keep_every_flag() -> None:
+    assert TRAIN_FLAGS <= _flags("train"), sorted(TRAIN_FLAGS - _flags("train"))
+    assert EXPORT_FLAGS <= _flags("export"), sorted(EXPORT_FLAGS - _flags("export"))
+    positionals = [a.metavar for a in COMMANDS["export"]._actions if not a.option_strings]
+    assert positionals == ["CHECKPOINT"]
+
+
+def test_train_and_export_flags_show_kinds() -> None:
+    train, export = COMMANDS["train"].format_help(), COMMANDS["export"].format_help()
+    for shown in ("--out PATH", "--data PATH", "--lr RATE", "--max-minutes MIN", "--mem-total-gb GB",
+                  "--base-model NAME|PATH", "--labels A,B,…", "--max-steps N"):
+        assert re.search(re.escape(shown) + r"(\s|$)", train), shown
+    for shown in ("--min-int8-agreement FRACTION", "--policy-check-max-seconds S", "--parity-samples N"):
+        assert re.search(re.escape(shown) + r"(\s|$)", export), shown
+
+
+def _parsed(command: str, *argv: str) -> argparse.Namespace:
+    return build_parser().parse_args([command, *argv])
+
+
+def test_train_setting_precedence_flag_over_env_over_default(no_model_env: pytest.MonkeyPatch) -> None:
+    assert settings_from_args(TrainSettings, _parsed("train")).max_steps == 3000
+    no_model_env.setenv("PERFWATCH_TRAIN_MAX_STEPS", "9")
+    assert settings_from_args(TrainSettings, _parsed("train")).max_steps == 9
+    assert settings_from_args(TrainSettings, _parsed("train", "--max-steps", "5")).max_steps == 5
+    # A repeatable flag collects every value; the env var holds a JSON list.
+    no_model_env.setenv("PERFWATCH_TRAIN_DATA", '["env.csv"]')
+    assert settings_from_args(TrainSettings, _parsed("train")).data == (Path("env.csv"),)
+    s = settings_from_args(TrainSettings, _parsed("train", "--data", "a.csv", "--data", "b.txt"))
+    assert s.data == (Path("a.csv"), Path("b.txt"))
+
+
+def test_export_setting_precedence_flag_over_env_over_default(no_model_env: pytest.MonkeyPatch) -> None:
+    def export(*argv: str) -> ExportSettings:
+        a = _parsed("export", *argv)
+        return settings_from_args(ExportSettings, a, checkpoint=a.checkpoint)
+
+    assert (export().parity_samples, export().checkpoint) == (2000, Path("artifacts/train/model"))
+    no_model_env.setenv("PERFWATCH_EXPORT_PARITY_SAMPLES", "300")
+    no_model_env.setenv("PERFWATCH_EXPORT_CHECKPOINT", "env/model")
+    assert (export().parity_samples, export().checkpoint) == (300, Path("env/model"))
+    s = export("flag/model", "--parity-samples", "50")
+    assert (s.parity_samples, s.checkpoint) == (50, Path("flag/model"))
+    # Other commands' variables with the same field name are not read (the consumer's PERFWATCH_PRECISION).
+    no_model_env.setenv("PERFWATCH_PRECISION", "fp32")
+    assert export().precision == "both"
+
+
+def test_from_scratch_and_base_model_are_refused_together_in_one_line(no_model_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UsageError) as exc:
+        settings_from_args(TrainSettings, _parsed("train", "--from-scratch", "tiny", "--base-model", "x"))
+    message = str(exc.value)
+    assert "--from-scratch" in message and "--base-model" in message and "\n" not in message
+    assert main(["train", "--from-scratch", "tiny", "--base-model", "x"]) == 2  # before any training starts
+    assert settings_from_args(TrainSettings, _parsed("train", "--from-scratch", "tiny")).from_scratch == "tiny"
+
+
+def test_a_refused_train_or_export_value_names_its_flag_or_env(no_model_env: pytest.MonkeyPatch) -> None:
+    with pytest.raises(UsageError, match=r"^--max-steps must be ≥ 1 \(got 0\)$"):
+        settings_from_args(TrainSettings, _parsed("train", "--max-steps", "0"))
+    no_model_env.setenv("PERFWATCH_EXPORT_MIN_INT8_AGREEMENT", "2")
+    with pytest.raises(UsageError, match=r"^PERFWATCH_EXPORT_MIN_INT8_AGREEMENT must be ≤ 1"):
+        settings_from_args(ExportSettings, _parsed("export"))
+
+
+def _documented(command: str) -> list[list[str]]:
+    """``perfwatch COMMAND ARGS`` as README.md and docs/ write it (ARGS: flags and paths only)."""
+    root = Path(__file__).resolve().parents[2]
+    texts = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    found = re.findall(rf"perfwatch {command}((?: +(?:--?[\w-]+|[\w./-]+))*)",
+                       "\n".join(p.read_text() for p in texts if p.is_file()))
+    return [shlex.split(args) for args in found]
+
+
+@pytest.mark.parametrize("command", ["train", "export"])
+def test_documented_invocations_still_parse(command: str) -> None:
+    documented = _documented(command)
+    assert any(documented), f"no `perfwatch {command} …` with arguments found in README.md or docs/"
+    for argv in documented:
+        build_parser().parse_args([command, *argv])  # argparse exits 2 on an unknown or renamed flag
