@@ -33,7 +33,7 @@ METAVARS = {
     "transactional_id": "ID",
     "group_id": "NAME",
     "base_model": "NAME|PATH",
-    "TrainSettings.labels": "A,B,…",
+    "DataSettings.labels": "A,B,…",
     "lr": "RATE",
 }
 SUFFIXES = (("_ms", "MS"), ("_seconds", "S"), ("_s", "S"), ("_minutes", "MIN"), ("_gb", "GB"), ("_bytes", "BYTES"),
@@ -63,7 +63,8 @@ def _is_fraction(info: FieldInfo | None) -> bool:
 
 def metavar(name: str, typ: Any, info: FieldInfo | None = None, model: type[BaseSettings] | None = None) -> str:
     """HOST:PORT, PATH, MS, S, MIN, GB, N, X, FRACTION, TOPIC, NAME: what to type, not where it is stored."""
-    for key in ((f"{model.__name__}.{name}",) if model else ()) + (name,):
+    owners = [c.__name__ for c in model.__mro__] if model else []  # a subclass shares its base's fields
+    for key in [f"{owner}.{name}" for owner in owners] + [name]:
         if key in METAVARS:
             return METAVARS[key]
     if typ is Path:

@@ -16,6 +16,7 @@ from perfwatch.labels import LABELS
 from perfwatch.settings import BUNDLE_DIR
 
 TRAIN_DIR = Path("artifacts/train")
+DATA_DIR = Path("artifacts/data")
 
 Shape = Literal["distilgpt2", "small", "tiny"]
 Scope = Literal["auto", "cube", "surface"]
@@ -28,15 +29,12 @@ def label_set(value: str | None) -> list[str] | None:
     return None if value == "auto" else [v.strip() for v in value.split(",") if v.strip()]
 
 
-class TrainSettings(BaseSettings):
-    """What `perfwatch train` does (``perfwatch train --help`` lists each with its env var)."""
+class DataSettings(BaseSettings):
+    """What `perfwatch data` builds; `perfwatch train` builds the same dataset from the same fields."""
 
-    model_config = SettingsConfigDict(env_prefix="PERFWATCH_TRAIN_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="PERFWATCH_DATA_", frozen=True, extra="ignore")
 
-    out: Path = Field(default=TRAIN_DIR, description="output folder")
-    base_model: str = Field(default="distilgpt2", description="hub id or local checkpoint dir")
-    from_scratch: Shape | None = Field(
-        default=None, description="same architecture, random init, tokenizer trained on the data; no hub needed")
+    out: Path = Field(default=DATA_DIR, description="folder for train/val/test JSONL")
     seed: int = Field(default=7, description="random seed")
     synthetic_runs: int = Field(default=400, ge=0, description="synthetic runs, 3 hosts × 60 samples each")
     seed_lines: int = Field(default=4000, ge=0, description="seed-style text lines in the data")
@@ -48,6 +46,21 @@ class TrainSettings(BaseSettings):
         description="comma-separated label set, or 'auto' to take it from the data; unset: the built-in three")
     mem_total_gb: float | None = Field(default=None, gt=0, allow_inf_nan=False,
                                        description="total memory for text lines that give memory in GB")
+
+    def label_set(self) -> list[str] | None:
+        """The labels to train on; None: the ones the data has."""
+        return label_set(self.labels)
+
+
+class TrainSettings(DataSettings):
+    """What `perfwatch train` does (``perfwatch train --help`` lists each with its env var)."""
+
+    model_config = SettingsConfigDict(env_prefix="PERFWATCH_TRAIN_", frozen=True, extra="ignore")
+
+    out: Path = Field(default=TRAIN_DIR, description="output folder")
+    base_model: str = Field(default="distilgpt2", description="hub id or local checkpoint dir")
+    from_scratch: Shape | None = Field(
+        default=None, description="same architecture, random init, tokenizer trained on the data; no hub needed")
     batch_size: int = Field(default=64, ge=1, description="examples per step")
     lr: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="peak learning rate; unset: by shape")
     max_steps: int = Field(default=3000, ge=1, description="most training steps")
@@ -66,10 +79,6 @@ class TrainSettings(BaseSettings):
             raise ValueError("--from-scratch and --base-model exclude each other: a model trained from scratch has "
                              "no base (give one of them, by flag or env)")
         return self
-
-    def label_set(self) -> list[str] | None:
-        """The labels to train on; None: the ones the data has."""
-        return label_set(self.labels)
 
 
 class ExportSettings(BaseSettings):

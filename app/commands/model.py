@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from perfwatch.app.common import positive, size
+from perfwatch.app.common import size
 from perfwatch.app.flags import add_settings_flags, env_name, settings_from_args
 from perfwatch.console import console, out
-from perfwatch.model_settings import ExportSettings, TrainSettings, label_set
+from perfwatch.model_settings import DataSettings, ExportSettings, TrainSettings
 from perfwatch.settings import BUNDLE_DIR
 
 
@@ -16,28 +16,16 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="write the labelled dataset (synthetic runs + seed lines + your files)",
                        description="Writes the labelled dataset that `perfwatch train` builds, as train/val/test "
                                    "JSONL, and prints its hash and label counts.")
-    p.add_argument("--out", type=Path, default=Path("artifacts/data"), metavar="PATH",
-                   help="folder for train/val/test JSONL (default: artifacts/data)")
-    p.add_argument("--seed", type=int, default=7, metavar="N", help="random seed (default: 7)")
-    p.add_argument("--synthetic-runs", type=size, default=400, metavar="N",
-                   help="synthetic runs, 3 hosts × 60 samples each (default: 400)")
-    p.add_argument("--seed-lines", type=size, default=4000, metavar="N",
-                   help="seed-style text lines (default: 4000)")
-    p.add_argument("--coverage", type=size, default=30_000, metavar="N",
-                   help="examples drawn over the label policy's regions, weighted near thresholds (default: 30000)")
-    p.add_argument("--data", type=Path, action="append", default=[], metavar="PATH",
-                   help="labelled CSV/JSONL/text file (repeatable)")
-    p.add_argument("--labels", metavar="A,B,…", help="comma-separated label set, or 'auto' to take it from the data")
-    p.add_argument("--mem-total-gb", type=positive, metavar="GB",
-                   help="total memory for text lines that give memory in GB")
+    add_settings_flags(p, DataSettings, title="dataset")
 
     def run(a: argparse.Namespace) -> int:
+        s = settings_from_args(DataSettings, a)
         from perfwatch.training.data import build_dataset, write_dataset
 
-        ds = build_dataset(seed=a.seed, synthetic_runs=a.synthetic_runs, seed_lines=a.seed_lines, coverage=a.coverage,
-                           user_files=a.data, labels=label_set(a.labels), mem_total_gb=a.mem_total_gb)
-        write_dataset(ds, a.out)
-        console.print(f"dataset {ds.hash} → {a.out}")
+        ds = build_dataset(seed=s.seed, synthetic_runs=s.synthetic_runs, seed_lines=s.seed_lines, coverage=s.coverage,
+                           user_files=s.data, labels=s.label_set(), mem_total_gb=s.mem_total_gb)
+        write_dataset(ds, s.out)
+        console.print(f"dataset {ds.hash} → {s.out}")
         out.print_json(data={"hash": ds.hash, "labels": ds.labels, "splits": ds.summary()})
         return 0
 

@@ -89,6 +89,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 TRAIN_FLAGS = {"--out", "--base-model", "--from-scratch", "--seed", "--synthetic-runs", "--seed-lines", "--coverage",
                "--data", "--labels", "--mem-total-gb", "--batch-size", "--lr", "--max-steps", "--max-minutes",
                "--eval-every", "--patience", "--threads", "--resume", "--report-to"}
+DATA_FLAGS = {"--out", "--seed", "--synthetic-runs", "--seed-lines", "--coverage", "--data", "--labels", "--mem-total-gb"}
 EXPORT_FLAGS = {"--out", "--precision", "--min-int8-agreement", "--parity-samples", "--policy-check",
                 "--policy-check-sample", "--policy-check-max-seconds", "--allow-missed-highload"}
 
@@ -96,12 +97,13 @@ EXPORT_FLAGS = {"--out", "--precision", "--min-int8-agreement", "--parity-sample
 @pytest.fixture
 def no_model_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in list(os.environ):
-        if name.startswith(("PERFWATCH_TRAIN_", "PERFWATCH_EXPORT_")):
+        if name.startswith(("PERFWATCH_DATA_", "PERFWATCH_TRAIN_", "PERFWATCH_EXPORT_")):
             monkeypatch.delenv(name)
     return monkeypatch
 
 
 def test_train_and_export_keep_every_flag() -> None:
+    assert DATA_FLAGS <= _flags("data"), sorted(DATA_FLAGS - _flags("data"))
     assert TRAIN_FLAGS <= _flags("train"), sorted(TRAIN_FLAGS - _flags("train"))
     assert EXPORT_FLAGS <= _flags("export"), sorted(EXPORT_FLAGS - _flags("export"))
     positionals = [a.metavar for a in COMMANDS["export"]._actions if not a.option_strings]
