@@ -89,7 +89,8 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 TRAIN_FLAGS = {"--out", "--base-model", "--from-scratch", "--seed", "--synthetic-runs", "--seed-lines", "--coverage",
                "--data", "--labels", "--mem-total-gb", "--batch-size", "--lr", "--max-steps", "--max-minutes",
                "--eval-every", "--patience", "--threads", "--resume", "--report-to"}
-DATA_FLAGS = {"--out", "--seed", "--synthetic-runs", "--seed-lines", "--coverage", "--data", "--labels", "--mem-total-gb"}
+DATA_FLAGS = {"--out", "--seed", "--synthetic-runs", "--seed-lines", "--coverage", "--data", "--labels",
+              "--mem-total-gb"}
 EXPORT_FLAGS = {"--out", "--precision", "--min-int8-agreement", "--parity-samples", "--policy-check",
                 "--policy-check-sample", "--policy-check-max-seconds", "--allow-missed-highload"}
 
