@@ -23,12 +23,14 @@ def test_consumer_sigkilled_exactly_once(kafka: Broker, tiny_bundle: Path) -> No
     r = consumer_crashes(kafka.bootstrap, tiny_bundle, "exactly-once", n=4000, kills=3)
     _show(r)
     assert (r.messages, r.lost, r.duplicated) == (4000, 0, 0)
+    assert r.ok, r.note  # and no restarted consumer stalled
 
 
 def test_consumer_sigkilled_at_least_once(kafka: Broker, tiny_bundle: Path) -> None:
     r = consumer_crashes(kafka.bootstrap, tiny_bundle, "at-least-once", n=4000, kills=3)
     _show(r)
     assert (r.messages, r.lost) == (4000, 0)
+    assert r.ok, r.note  # and no restarted consumer stalled
 
 
 def test_broker_restart_mid_stream(tiny_bundle: Path) -> None:
