@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from perfwatch.app.flags import add_settings_flags, settings_from_args
+from perfwatch.app.flags import add_settings_flags, number, settings_from_args
 from perfwatch.app.preflight import check_broker
 from perfwatch.settings import KafkaSettings
 
@@ -51,17 +51,9 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def _number(kind: type[int] | type[float], value: str) -> int | float:
-    try:
-        return kind(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not {'a whole number' if kind is int else 'a number'}") \
-            from None
-
-
 def count(value: str) -> int:
     """N ≥ 1."""
-    n = int(_number(int, value))
+    n = int(number(int, value))
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be ≥ 1 (got {value})")
     return n
@@ -69,7 +61,7 @@ def count(value: str) -> int:
 
 def size(value: str) -> int:
     """N ≥ 0."""
-    n = int(_number(int, value))
+    n = int(number(int, value))
     if n < 0:
         raise argparse.ArgumentTypeError(f"must be ≥ 0 (got {value})")
     return n
@@ -77,7 +69,7 @@ def size(value: str) -> int:
 
 def seconds(value: str) -> float:
     """S > 0."""
-    x = float(_number(float, value))
+    x = float(number(float, value))
     if not x > 0 or x == float("inf"):
         raise argparse.ArgumentTypeError(f"must be > 0 seconds (got {value})")
     return x
@@ -85,7 +77,7 @@ def seconds(value: str) -> float:
 
 def positive(value: str) -> float:
     """X > 0."""
-    x = float(_number(float, value))
+    x = float(number(float, value))
     if not x > 0 or x == float("inf"):
         raise argparse.ArgumentTypeError(f"must be > 0 (got {value})")
     return x
@@ -93,7 +85,7 @@ def positive(value: str) -> float:
 
 def fraction(value: str) -> float:
     """0 ≤ X ≤ 1."""
-    x = float(_number(float, value))
+    x = float(number(float, value))
     if not 0 <= x <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {value})")
     return x

@@ -8,6 +8,7 @@ that the model refuses becomes one line naming the flag (or the env var, when th
 from __future__ import annotations
 
 import argparse
+import re
 import types
 import typing
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import SecretStr, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsError
 
 from perfwatch.errors import UsageError
 
@@ -116,8 +117,25 @@ def add_settings_flags(parser: argparse.ArgumentParser, model: type[BaseSettings
                                metavar=metavar(name, typ, info, model))
 
 
+def number(kind: type[int] | type[float], value: str) -> int | float:
+    try:
+        return kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {'a whole number' if kind is int else 'a number'}") \
+            from None
+
+
+def _whole(value: str) -> int:
+    return int(number(int, value))
+
+
+def _real(value: str) -> float:
+    return float(number(float, value))
+
+
 def _converter(typ: Any) -> Any:
-    return {int: int, float: float, Path: Path}.get(typ, str)
+    """Parses the value's kind (`'many' is not a whole number`); the model checks its range."""
+    return {int: _whole, float: _real, Path: Path}.get(typ, str)
 
 
 def explain(model: type[BaseSettings], exc: ValidationError, from_flag: set[str]) -> str:
@@ -154,3 +172,8 @@ def settings_from_args(model: type[S], args: argparse.Namespace, **extra: Any) -
         return model(**given)
     except ValidationError as exc:
         raise UsageError(explain(model, exc, set(given))) from None
+    except SettingsError as exc:  # an env value pydantic-settings cannot even parse, e.g. a list that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        who = env_name(model, field.group(1)) if field else "an environment variable"
+        raise UsageError(f"{who}: cannot be read ({exc.__cause__ or exc}); a list is JSON, e.g. '[\"a.csv\"]'") \
+            from None
