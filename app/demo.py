@@ -27,7 +27,7 @@ def run_demo(workdir: Path, speed: float = 10.0, train_steps: int = 400, keep_br
     from perfwatch.export.bundle_writer import export_bundle
     from perfwatch.export.policy_gate import GateSettings
     from perfwatch.kafkaio import ensure_topics
-    from perfwatch.model_settings import TrainSettings
+    from perfwatch.model_settings import FixedTrainSettings
     from perfwatch.producer.publisher import Publisher
     from perfwatch.producer.recordings import read_source
     from perfwatch.producer.replay import replay
@@ -51,7 +51,7 @@ def run_demo(workdir: Path, speed: float = 10.0, train_steps: int = 400, keep_br
     console.print(f"Apache Kafka {state.kafka_version} on {state.bootstrap}")
     try:
         console.rule("2/6 train (tiny GPT-2 shape from scratch; the full DistilGPT-2 shape: `perfwatch train`)")
-        train(TrainSettings(out=workdir / "train", from_scratch="tiny", synthetic_runs=150, seed_lines=1500,
+        train(FixedTrainSettings(out=workdir / "train", from_scratch="tiny", synthetic_runs=150, seed_lines=1500,
                             max_steps=train_steps, eval_every=50, patience=4))
         console.rule("3/6 export (ONNX fp32 + int8, parity-checked bundle)")
         # The demo's short-trained model shows the pipeline: the policy check (HighLoad surface ±3) warns

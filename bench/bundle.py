@@ -35,12 +35,12 @@ def ensure_bench_artifacts(shape: str, workdir: Path = Path("artifacts/bench")) 
     if _matches(bundle, shape) and (ckpt / "config.json").exists():
         return bundle, ckpt
     from perfwatch.export.bundle_writer import export_bundle
-    from perfwatch.model_settings import Shape, TrainSettings
+    from perfwatch.model_settings import FixedTrainSettings, Shape
     from perfwatch.training.train import train
 
     steps = 300 if shape == "tiny" else 80
     console.print(f"no {shape} bundle yet: training one for {steps} steps (throughput does not depend on it) …")
-    train(TrainSettings(out=ckpt.parent, from_scratch=cast(Shape, shape), synthetic_runs=100, seed_lines=1000,
+    train(FixedTrainSettings(out=ckpt.parent, from_scratch=cast(Shape, shape), synthetic_runs=100, seed_lines=1000,
                         max_steps=steps, eval_every=max(50, steps // 2), patience=100))
     # Throughput only: no policy check (a short-trained model misses HighLoad, and checking costs minutes).
     export_bundle(ckpt, bundle, min_int8_agreement=0.0, parity_samples=200, policy=None)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from perfwatch.labels import LABELS
 from perfwatch.settings import BUNDLE_DIR
@@ -79,6 +79,19 @@ class TrainSettings(DataSettings):
             raise ValueError("--from-scratch and --base-model exclude each other: a model trained from scratch has "
                              "no base (give one of them, by flag or env)")
         return self
+
+
+class FixedTrainSettings(TrainSettings):
+    """TrainSettings from the caller's arguments alone: the demo, the bench and the tests train what their
+    code says, whatever PERFWATCH_TRAIN_* variables the user has set for `perfwatch train`."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 class ExportSettings(BaseSettings):

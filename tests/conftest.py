@@ -29,13 +29,13 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import os
     import shutil
 
-    from perfwatch.model_settings import TrainSettings
+    from perfwatch.model_settings import FixedTrainSettings
     from perfwatch.training.train import train
 
     out = tmp_path_factory.mktemp("tiny-train")
     if os.environ.get("PERFWATCH_TEST_CHECKPOINT"):
         return Path(shutil.copytree(os.environ["PERFWATCH_TEST_CHECKPOINT"], out / "model"))
-    train(TrainSettings(out=out, from_scratch="tiny", synthetic_runs=150, seed_lines=1500, coverage=30_000,
+    train(FixedTrainSettings(out=out, from_scratch="tiny", synthetic_runs=150, seed_lines=1500, coverage=30_000,
                         max_steps=600, eval_every=50, patience=4))
     return out / "model"
 

@@ -36,7 +36,7 @@ def test_tiny_bundle_agrees_with_the_policy_on_the_whole_cube(tiny_bundle: Path)
 
 def _never_high_checkpoint(tmp_path: Path) -> Path:
     """A real model trained on data with no HighLoad at all: it can never say HighLoad."""
-    from perfwatch.model_settings import TrainSettings
+    from perfwatch.model_settings import FixedTrainSettings
     from perfwatch.training.train import train
 
     f = tmp_path / "no-high.csv"
@@ -44,7 +44,7 @@ def _never_high_checkpoint(tmp_path: Path) -> Path:
     for cpu, mem, disk in np.random.default_rng(0).integers(0, 101, (3000, 3)).tolist():
         lines.append(f"{cpu},{mem},{disk},{'MediumLoad' if cpu >= 60 or mem >= 70 or disk >= 70 else 'LowLoad'}")
     f.write_text("\n".join(lines) + "\n")
-    train(TrainSettings(out=tmp_path / "t", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
+    train(FixedTrainSettings(out=tmp_path / "t", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
                         data=[f], max_steps=30, eval_every=30))
     return tmp_path / "t" / "model"
 

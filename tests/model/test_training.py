@@ -91,7 +91,7 @@ def test_bad_training_input_fails_with_file_and_line(tmp_path: Path, name: str, 
 
 
 def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
-    from perfwatch.model_settings import TrainSettings
+    from perfwatch.model_settings import FixedTrainSettings
     from perfwatch.training.train import train
 
     # 600 distinct texts: evaluation splits never share a model input text with training, so repeated
@@ -100,7 +100,7 @@ def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
              for k in range(6) for c in range(100)]
     f = tmp_path / "mine.txt"
     f.write_text("\n".join(lines))
-    cfg = TrainSettings(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
+    cfg = FixedTrainSettings(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
                         data=[f], labels="auto", max_steps=40, eval_every=20, patience=100)
     first = train(cfg)
     assert first.labels == ["Cold", "Hot"]

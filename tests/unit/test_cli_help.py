@@ -14,7 +14,7 @@ import pytest
 from perfwatch.app.cli import build_parser, main
 from perfwatch.app.flags import settings_from_args
 from perfwatch.errors import UsageError
-from perfwatch.model_settings import ExportSettings, TrainSettings
+from perfwatch.model_settings import ExportSettings, FixedTrainSettings, TrainSettings
 
 
 def _commands() -> dict[str, argparse.ArgumentParser]:
@@ -134,6 +134,21 @@ def test_train_setting_precedence_flag_over_env_over_default(no_model_env: pytes
     assert settings_from_args(TrainSettings, _parsed("train")).data == (Path("env.csv"),)
     s = settings_from_args(TrainSettings, _parsed("train", "--data", "a.csv", "--data", "b.txt"))
     assert s.data == (Path("a.csv"), Path("b.txt"))
+
+
+def test_an_env_list_that_is_not_json_is_one_line_not_a_traceback(no_model_env: pytest.MonkeyPatch) -> None:
+    no_model_env.setenv("PERFWATCH_TRAIN_DATA", "mine.csv")
+    with pytest.raises(UsageError, match="PERFWATCH_TRAIN_DATA"):
+        settings_from_args(TrainSettings, _parsed("train"))
+
+
+def test_the_demo_bench_and_tests_train_what_their_code_says(no_model_env: pytest.MonkeyPatch) -> None:
+    """A user's variables for `perfwatch train` neither change nor break the trainings the code asks for."""
+    no_model_env.setenv("PERFWATCH_TRAIN_MAX_STEPS", "9")
+    no_model_env.setenv("PERFWATCH_TRAIN_BASE_MODEL", "gpt2")
+    s = FixedTrainSettings(from_scratch="tiny")
+    assert (s.max_steps, s.base_model, s.from_scratch) == (3000, "distilgpt2", "tiny")
+    assert settings_from_args(TrainSettings, _parsed("train")).max_steps == 9
 
 
 def test_export_setting_precedence_flag_over_env_over_default(no_model_env: pytest.MonkeyPatch) -> None:
