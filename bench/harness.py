@@ -162,7 +162,26 @@ class Supervised:
         self._thread.join(timeout)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:  # stuck (in librdkafka, say): what a supervisor's kill does
+                self.proc.kill()
+                self.proc.wait(timeout)
+
+
+def committed(conf: dict[str, Any], group: str, topic: str) -> int:
+    """Sum of the group's committed offsets on ``topic``: the inputs it has answered for good (an output's
+    end offset also counts transaction markers and aborted records, so it runs ahead under exactly-once)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({**conf, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = [TopicPartition(topic, p) for p in end_offsets(conf, topic)]
+        return sum(max(0, tp.offset) for tp in c.committed(parts, timeout=10))
+    except KafkaException:
+        return -1
+    finally:
+        c.close()
 
 
 def group_coordinator(conf: dict[str, Any], group: str, timeout: float = 30.0) -> int:

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 import requests
-from confluent_kafka import Consumer, TopicPartition
 
+from perfwatch.bench.harness import committed
 from perfwatch.consumer.processor import StreamProcessor
-from perfwatch.kafkaio import end_offsets
 from perfwatch.producer.publisher import Publisher
 from perfwatch.producer.replay import replay
 from perfwatch.sample import Sample
@@ -62,12 +61,7 @@ def _notifications(receiver: Receiver) -> list[tuple[str, str, str]]:
 
 
 def _committed(kafka: Broker, group: str, topic: str) -> int:
-    c = Consumer({**kafka.conf, "group.id": group})
-    try:
-        parts = [TopicPartition(topic, p) for p in end_offsets(kafka.conf, topic)]
-        return sum(max(0, tp.offset) for tp in c.committed(parts, timeout=10))
-    finally:
-        c.close()
+    return committed(kafka.conf, group, topic)
 
 
 class Pipeline:
