@@ -82,12 +82,20 @@ def test_a_timed_out_output_is_retried_and_never_dead_lettered(guarantee: str) -
     to "try 2 of 3", and a longer pause would have sent them all to the DLQ."""
     p = FakeProducer(fail=lambda _t, v: KafkaError._MSG_TIMED_OUT if v == b"b-1" else None)
     c = FakeConsumer()
-    retries = OutputRetries(attempts=2, backoff_s=0.0)
+    retries = OutputRetries(attempts=2, backoff_s=0.5)
+    batch = _batch(10, 10)
     d = AtLeastOnce(p, c, retries) if guarantee == "at-least-once" else ExactlyOnce(p, c, retries)
+    waits = []
     for _ in range(5):
-        d.emit(_batch(10, 10), _records("b", start=10))
-        d.poll()
-    assert retries.give_up() == {} and c.commits == []
+        if guarantee == "at-least-once":
+            d.emit(batch, _records("b", start=10))
+            assert d.poll() == [batch]  # handed back for re-processing, nothing of it committed
+        else:
+            assert d.emit(batch, _records("b", start=10)) is False  # aborted: rewind and re-process
+        waits.append(retries.backoff())  # what the loop sleeps before re-processing
+    assert retries.give_up() == {}  # never dead-lettered
+    assert c.commits == [] and p.committed_txns == []
+    assert waits == [0.5, 1.0, 2.0, 4.0, 5.0]  # backoff grows to its cap: no spinning
 
 
 def test_exactly_once_one_transaction_per_batch_with_its_offsets() -> None:
