@@ -42,9 +42,10 @@ def partition_count(conf: dict[str, Any], topic: str, timeout: float = 10.0) -> 
 
 
 def read_to_end(conf: dict[str, Any], topic: str, *, partitions: Iterable[int] | None = None,
-                read_committed: bool = True, deadline_s: float = 300.0) -> Iterator[Message]:
+                read_committed: bool = True, deadline_s: float = 300.0, tail: int | None = None) -> Iterator[Message]:
     """Every record of ``topic`` (or of the given partitions) up to the end offsets seen at the start,
-    in offset order per partition. Uses no group offsets (assign, not subscribe)."""
+    in offset order per partition; with ``tail``, only the last ``tail`` records of each partition. Uses no
+    group offsets (assign, not subscribe)."""
     c = Consumer({**conf, "group.id": f"perfwatch-reader-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
                   "enable.partition.eof": True, "auto.offset.reset": "earliest",
                   "isolation.level": "read_committed" if read_committed else "read_uncommitted"})
@@ -59,7 +60,7 @@ def read_to_end(conf: dict[str, Any], topic: str, *, partitions: Iterable[int] |
             low, high = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
             if high > low:
                 ends[p] = high
-                starts.append(TopicPartition(topic, p, low))
+                starts.append(TopicPartition(topic, p, low if tail is None else max(low, high - tail)))
         if not starts:
             return
         c.assign(starts)

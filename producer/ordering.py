@@ -29,6 +29,7 @@ CHUNK = 20_000  # samples held at once while reading (~1-2 KB each as Python obj
 CHUNK_BYTES = 64 << 20  # … or fewer when their tags are long (estimated size of the held objects)
 MAX_RUNS = 128  # spilled runs merged at once; more are first merged into one
 KEEP_REJECTED = 1000
+MAX_KEYS = 10_000  # (run id, host) pairs remembered for the replay's run check
 _NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 Keyed = tuple[datetime, int, Sample]
@@ -66,6 +67,9 @@ class Recording:
         self.rejected: list[Rejected] = []
         self.reasons: Counter[str] = Counter()
         self.n_samples = 0
+        # (run id, host) of the samples, for the check that a replay does not add to a run already on the
+        # topic; bounded, since a recording may hold any number of hosts.
+        self.keys: set[tuple[str, str]] = set()
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._runs: list[Path] = []
         self._files = 0
@@ -80,6 +84,8 @@ class Recording:
                 continue
             buf.append((item.ts or _NO_TIME, self.n_samples, item))
             self.n_samples += 1
+            if len(self.keys) < MAX_KEYS:
+                self.keys.add((item.run_id, item.host))
             held += _size(item)
             if len(buf) >= chunk or held >= CHUNK_BYTES:
                 self._spill(buf)

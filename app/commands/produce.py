@@ -146,12 +146,26 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
             if recording.n_samples == 0:
                 console.print(f"[bold red]error:[/] no valid samples in {a.source}")
                 return 2
+            _warn_if_run_exists(s.kafka_config(), s.samples_topic, recording.keys, a.run_id)
             summary = replay(recording, Publisher(s.kafka_config(), s.samples_topic), speed=a.speed,
                              new_run_id=a.run_id, show_progress=not a.no_progress, stop=stop_on_signals())
         _print_summary(summary, recording.n_samples)
         return 130 if summary.stopped else (0 if summary.failed == 0 else 1)
 
     p.set_defaults(func=run)
+
+
+def _warn_if_run_exists(conf: dict[str, Any], topic: str, keys: set[tuple[str, str]], new_run_id: str | None) -> None:
+    """Replaying into a run id that already has samples mixes two runs: say so, and how to keep them apart."""
+    from perfwatch.producer.run_check import fresh_run_id, runs_already_on
+
+    if new_run_id:
+        keys = {(new_run_id, host) for _, host in keys}
+    runs = sorted(runs_already_on(conf, topic, keys))
+    if runs:
+        console.print(f"[yellow]warning:[/] {topic} already has samples of run {', '.join(runs)}; this replay adds "
+                      f"to {'it' if len(runs) == 1 else 'them'}, and reports and alerts will mix both. For a run of "
+                      f"its own: --run-id {fresh_run_id(runs[0])}")
 
 
 def _add_generate(sub: argparse._SubParsersAction) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -142,6 +145,31 @@ def test_generate_prints_fresh_run_ids_each_time(kafka: Broker, topic_factory) -
     assert len(ids[0]) == len(ids[1]) == 2 and not set(ids[0]) & set(ids[1])
     on_topic = {decode_sample(m.value()).run_id for m in read_topic(kafka.conf, topic, idle_s=2)}
     assert on_topic == set(ids[0]) | set(ids[1])
+
+
+def test_replaying_into_a_run_id_that_has_samples_warns_and_says_how_to_start_a_fresh_one(
+        kafka: Broker, topic_factory, tmp_path: Path) -> None:
+    topic = topic_factory("again")
+    run = f"again-{uuid.uuid4().hex[:6]}"
+    rec = tmp_path / "run.jsonl"
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    rec.write_text("".join(Sample(run_id=run, host=f"h{i % 3}", ts=t0 + timedelta(seconds=i), cpu_pct=50.0,
+                                  mem_pct=40.0, disk_pct=30.0).model_dump_json() + "\n" for i in range(30)))
+
+    def replay(*extra: str) -> subprocess.CompletedProcess[str]:
+        res = cli("replay", str(rec), "--speed", "max", "--bootstrap-servers", kafka.bootstrap, "--samples-topic",
+                  topic, "--no-progress", *extra)
+        assert res.returncode == 0, res.stderr  # a warning, not a refusal
+        return res
+
+    assert "already has samples" not in replay().stderr
+    warned = replay().stderr
+    assert f"already has samples of run {run};" in warned, warned
+    fresh = re.search(r"--run-id (\S+)", warned)
+    assert fresh is not None and fresh.group(1).startswith(f"{run}-replay-")
+    assert "already has samples" not in replay("--run-id", fresh.group(1)).stderr
+    runs = Counter(decode_sample(m.value()).run_id for m in read_topic(kafka.conf, topic, idle_s=2))
+    assert runs == {run: 60, fresh.group(1): 30}
 
 
 @pytest.mark.slow
