@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from perfwatch.kafkaio import end_offsets, ensure_topics, headers_of, read_topic
@@ -172,8 +172,6 @@ class Supervised:
 def committed(conf: dict[str, Any], group: str, topic: str) -> int:
     """Sum of the group's committed offsets on ``topic``: the inputs it has answered for good (an output's
     end offset also counts transaction markers and aborted records, so it runs ahead under exactly-once)."""
-    from confluent_kafka import Consumer, TopicPartition
-
     c = Consumer({**conf, "group.id": group, "enable.auto.commit": False})
     try:
         parts = [TopicPartition(topic, p) for p in end_offsets(conf, topic)]
