@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, Producer
 
 from perfwatch.bench.harness import Topics, produce
 from perfwatch.bench.pipeline import payloads
+from perfwatch.checkpoint_meta import read_checkpoint_meta
 from perfwatch.template import render
 
 
@@ -22,6 +23,7 @@ def naive_throughput(conf: dict[str, Any], checkpoint: Path, n: int) -> dict[str
     from transformers import pipeline
 
     torch.set_num_threads(torch.get_num_threads())  # torch's default: all cores, as a seed would run it
+    version = read_checkpoint_meta(checkpoint).template_version
     clf = pipeline("text-classification", model=str(checkpoint), tokenizer=str(checkpoint), device="cpu")
     topics = Topics.fresh(conf, 3, prefix="bench", broker_time=True)
     produce(conf, topics.samples, payloads(n, seed=23))
@@ -36,7 +38,7 @@ def naive_throughput(conf: dict[str, Any], checkpoint: Path, n: int) -> dict[str
         if t0 is None:
             t0 = time.perf_counter()
         s = json.loads(msg.value() or b"{}")
-        out = clf(render(s["cpu_pct"], s["mem_pct"], s["disk_pct"]))[0]
+        out = clf(render(s["cpu_pct"], s["mem_pct"], s["disk_pct"], version))[0]
         p.produce(topics.predictions, json.dumps({**s, "label": out["label"], "confidence": out["score"]}),
                   msg.key())
         p.poll(0)

@@ -15,14 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from perfwatch.bundle import read_manifest
 from perfwatch.runtime.model import BundleModel
 from perfwatch.settings import inference_plan, usable_cores
 from perfwatch.synthetic import generate_runs
 from perfwatch.template import sample_text
 
 
-def texts_for_bench(n: int = 4096, seed: int = 99) -> list[str]:
-    return [sample_text(s) for s in generate_runs(max(1, n // 180 + 1), seed)][:n]
+def texts_for_bench(version: str, n: int = 4096, seed: int = 99) -> list[str]:
+    return [sample_text(s, version) for s in generate_runs(max(1, n // 180 + 1), seed)][:n]
 
 
 def measure(model: BundleModel, texts: list[str], batch: int, min_seconds: float = 2.0,
@@ -63,7 +64,7 @@ def plans(cores: int) -> list[tuple[int, int]]:
 
 def raw_table(bundle: Path, batches: tuple[int, ...] = (1, 32, 128), cores: int | None = None,
               min_seconds: float = 2.0, precisions: tuple[str, ...] = ("fp32", "int8")) -> list[dict[str, Any]]:
-    texts = texts_for_bench()
+    texts = texts_for_bench(read_manifest(bundle).template_version)
     rows = []
     for precision in precisions:
         for runs, threads in plans(cores or usable_cores()):
@@ -78,7 +79,7 @@ def raw_table(bundle: Path, batches: tuple[int, ...] = (1, 32, 128), cores: int 
 def reference(bundle: Path, batch: int, min_seconds: float, precision: str = "int8") -> dict[str, Any]:
     """The bundle alone at this batch size, tokenizing included, the fastest way the cores allow: the
     figure a pipeline measured right after it is compared with."""
-    texts = texts_for_bench()
+    texts = texts_for_bench(read_manifest(bundle).template_version)
     rates = []
     for runs, threads in plans(usable_cores()):
         model = BundleModel(bundle, precision, threads)  # type: ignore[arg-type]

@@ -130,7 +130,7 @@ def _predict_all(model: BundleModel, pts: np.ndarray, batch: int, workers: int, 
 
     def one(start: int) -> tuple[int, np.ndarray]:
         chunk = pts[start: start + batch]
-        texts = [render(int(c), int(m), int(d)) for c, m, d in chunk.tolist()]
+        texts = [render(int(c), int(m), int(d), model.template_version) for c, m, d in chunk.tolist()]
         return start, model.predict(texts).argmax(-1)
 
     columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}/s"),

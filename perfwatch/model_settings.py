@@ -14,12 +14,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from perfwatch.labels import LABELS
 from perfwatch.settings import BUNDLE_DIR
+from perfwatch.template import TEMPLATE_VERSION
 
 TRAIN_DIR = Path("artifacts/train")
 DATA_DIR = Path("artifacts/data")
 
 Shape = Literal["distilgpt2", "small", "tiny"]
 Scope = Literal["auto", "cube", "surface"]
+TemplateVersion = Literal["v1", "v2"]  # perfwatch/template.py renders each (a unit test keeps the two in step)
 
 
 def label_set(value: str | None) -> list[str] | None:
@@ -46,6 +48,9 @@ class DataSettings(BaseSettings):
         description="comma-separated label set, or 'auto' to take it from the data; unset: the built-in three")
     mem_total_gb: float | None = Field(default=None, gt=0, allow_inf_nan=False,
                                        description="total memory for text lines that give memory in GB")
+    template: TemplateVersion = Field(
+        default=TEMPLATE_VERSION,
+        description="model input text: v1 'cpu 91 mem 40 disk 12' (6 tokens), v2 ' 91 40 12' (3 tokens)")
 
     def label_set(self) -> list[str] | None:
         """The labels to train on; None: the ones the data has."""
@@ -65,7 +70,8 @@ class TrainSettings(DataSettings):
     lr: float | None = Field(default=None, gt=0, allow_inf_nan=False, description="peak learning rate; unset: by shape")
     max_steps: int = Field(default=3000, ge=1, description="most training steps")
     max_minutes: float | None = Field(default=None, gt=0, allow_inf_nan=False,
-                                      description="stop after this much training time")
+                                      description="stop after this much training time (the learning rate "
+                                                  "decays to 0 by then)")
     eval_every: int = Field(default=100, ge=1, description="steps between evaluations")
     patience: int = Field(default=6, ge=1, description="evaluations without improvement before stopping")
     threads: int | None = Field(default=None, ge=1, description="torch threads; unset: all cores")

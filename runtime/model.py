@@ -50,6 +50,8 @@ class BundleModel:
         self.precision: Precision = precision
         self.manifest: Manifest = verify_bundle(self.bundle_dir, only=precision)
         self.labels: tuple[str, ...] = tuple(self.manifest.labels)
+        # The text template the model was trained on: the runtime renders that one, old bundles included.
+        self.template_version = self.manifest.template_version
         self.model_path = self.manifest.model_path(self.bundle_dir, precision)
         self.tokenizer = Tokenizer.from_file(str(self.bundle_dir / TOKENIZER))
         # Right padding: GPT-2's ONNX graph numbers positions 0..n-1 and reads the last non-pad token,

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from perfwatch.checkpoint_meta import CheckpointMeta
+from perfwatch.template import render
 
 
 def write_card(path: Path, meta: CheckpointMeta) -> None:
@@ -40,8 +41,8 @@ Labels a performance-test sample as {', '.join(meta.labels)}.
 - **Base**: `{meta.base_model}` — GPT2ForSequenceClassification, {shape['n_layer']} layers,
   {shape['n_embd']} wide, {shape['n_head']} heads, vocabulary {shape['vocab_size']},
   {shape['parameters']:,} parameters.
-- **Input**: text template `{meta.template_version}` (e.g. `cpu 91 mem 40 disk 12`); tokens per sample:
-  median {m['tokens_per_sample']['median']}, max {m['tokens_per_sample']['max']}.
+- **Input**: text template `{meta.template_version}` (e.g. `{render(91, 40, 12, meta.template_version)}`);
+  tokens per sample: median {m['tokens_per_sample']['median']}, max {m['tokens_per_sample']['max']}.
 - **Data**: hash `{meta.data_hash}`; examples per split and label: `{meta.data_summary}`.
   Runs never cross splits. Synthetic runs are labelled by the label policy of DESIGN.md.
 - **Training**: {m['steps']} steps, {m['train_seconds']} s, best validation macro-F1

@@ -18,7 +18,7 @@ from perfwatch.labels import LABELS, label_for, near_boundary
 from perfwatch.sample import validate_obj
 from perfwatch.seedtext import format_line, parse_line
 from perfwatch.synthetic import generate_runs
-from perfwatch.template import TEMPLATE_VERSION, sample_text
+from perfwatch.template import TEMPLATE_VERSION, render, sample_text
 
 SPLITS = ("train", "val", "test")
 COVERAGE = 30_000  # examples drawn over the policy's regions (training/coverage.py)
@@ -44,6 +44,7 @@ class Dataset:
     splits: dict[str, list[Example]]
     # Evaluation examples dropped because their model input text also occurs in training, per split.
     dropped_shared_text: dict[str, int] = field(default_factory=dict)
+    template: str = TEMPLATE_VERSION
 
     def shared_texts(self, split: str) -> int:
         """How many of the split's examples have a text that occurs in training (0 by construction)."""
@@ -52,7 +53,7 @@ class Dataset:
 
     @property
     def hash(self) -> str:
-        h = hashlib.sha256(f"template={TEMPLATE_VERSION};labels={','.join(self.labels)}\n".encode())
+        h = hashlib.sha256(f"template={self.template};labels={','.join(self.labels)}\n".encode())
         for split in SPLITS:
             for e in self.splits[split]:
                 h.update(f"{split}\t{e.run_id}\t{e.label}\t{e.text}\n".encode())
@@ -131,7 +132,6 @@ def seed_text_lines(n: int, seed: int) -> list[str]:
 def coverage_examples(n: int, seed: int, per_run: int = 50) -> list[Example]:
     """Examples over every region of the policy (training/coverage.py), in groups of ``per_run`` that
     split like runs."""
-    from perfwatch.template import render
     from perfwatch.training.coverage import coverage_points
 
     out: list[Example] = []
@@ -247,7 +247,7 @@ def split_of(run_id: str, seed: int, val: float = 0.1, test: float = 0.1) -> str
 def build_dataset(
     *, seed: int = 7, synthetic_runs: int = 400, samples_per_host: int = 60, seed_lines: int = 4000,
     coverage: int = COVERAGE, user_files: Sequence[Path] = (), labels: Sequence[str] | None = LABELS,
-    mem_total_gb: float | None = None,
+    mem_total_gb: float | None = None, template: str = TEMPLATE_VERSION,
 ) -> Dataset:
     """Splits never share a run, and evaluation splits never share a model input text with training:
     an evaluation example whose text occurs in training is dropped (counted in ``dropped_shared_text``)."""
@@ -262,6 +262,8 @@ def build_dataset(
         examples += load_labelled(f, labels, mem_total_gb)
     if not examples:
         raise DataError("no training examples (no synthetic runs, seed lines or user files)")
+    # Every source renders through one place: the chosen template, from the metrics the label was given for.
+    examples = [replace(e, text=render(*e.metrics, template)) for e in examples]
     label_set = tuple(labels) if labels is not None else tuple(sorted({e.label for e in examples}))
     if labels is None and set(label_set) <= set(LABELS):
         label_set = tuple(lab for lab in LABELS if lab in label_set)
@@ -277,4 +279,4 @@ def build_dataset(
     for s in SPLITS:
         if not splits[s]:
             raise DataError(f"the {s} split is empty: give more runs or files")
-    return Dataset(label_set, splits, dropped)
+    return Dataset(label_set, splits, dropped, template)

@@ -24,7 +24,6 @@ from perfwatch.checkpoint_meta import CheckpointMeta, write_checkpoint_meta
 from perfwatch.console import console
 from perfwatch.errors import InputError
 from perfwatch.model_settings import TrainSettings
-from perfwatch.template import TEMPLATE_VERSION
 from perfwatch.training.data import Dataset, Example, build_dataset
 from perfwatch.training.metrics import classification_report
 from perfwatch.training.model import check_base, from_pretrained, from_scratch, shape_of, train_tokenizer
@@ -114,7 +113,7 @@ def train(cfg: TrainSettings) -> CheckpointMeta:
         check_base(cfg.base_model)
     ds = build_dataset(seed=cfg.seed, synthetic_runs=cfg.synthetic_runs, samples_per_host=SAMPLES_PER_HOST,
                        seed_lines=cfg.seed_lines, coverage=cfg.coverage, user_files=cfg.data, labels=cfg.label_set(),
-                       mem_total_gb=cfg.mem_total_gb)
+                       mem_total_gb=cfg.mem_total_gb, template=cfg.template)
     labels = ds.labels
     console.print(f"data {ds.hash[:12]}: " + ", ".join(f"{s}={len(v)}" for s, v in ds.splits.items())
                   + f"; labels {', '.join(labels)}")
@@ -177,6 +176,12 @@ def train(cfg: TrainSettings) -> CheckpointMeta:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
             opt.step()
             sched.step()
+            if cfg.max_minutes is not None:
+                # Under a time budget the rate also decays linearly to 0 at the budget's end, so a run cut
+                # by time ends converged, not mid-schedule at a high rate (budgeted training, Li et al. 2020).
+                left = max(0.0, 1.0 - (time.monotonic() - t0) / (cfg.max_minutes * 60))
+                for g in opt.param_groups:
+                    g["lr"] = min(g["lr"], lr * left)
             opt.zero_grad(set_to_none=True)
             step += 1
             row = {"step": step, "loss": float(loss.detach()), "lr": sched.get_last_lr()[0], "grad_norm": grad_norm,
@@ -185,7 +190,9 @@ def train(cfg: TrainSettings) -> CheckpointMeta:
             if step % cfg.eval_every == 0 or step == cfg.max_steps or timed_out:
                 val = classification_report(data["val"].y.numpy(), predict(model, data["val"]), labels)
                 row["val_macro_f1"] = val["macro_f1"]
-                if val["macro_f1"] > best_f1:
+                # A tie goes to the later model: it trained longer at a lower rate (the validation split is
+                # small; a tie at 1.0 says nothing about the rest of the input space).
+                if val["macro_f1"] >= best_f1:
                     best_f1, best_step, stale = val["macro_f1"], step, 0
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 else:
@@ -214,7 +221,7 @@ def train(cfg: TrainSettings) -> CheckpointMeta:
     report.update({"best_val_macro_f1": best_f1, "best_step": best_step, "steps": step,
                    "train_seconds": round(train_seconds, 1)})
     meta = CheckpointMeta(
-        labels=list(labels), template_version=TEMPLATE_VERSION, base_model=base, shape=shape_of(model),
+        labels=list(labels), template_version=ds.template, base_model=base, shape=shape_of(model),
         data_hash=ds.hash, data_summary=ds.summary(), seed=cfg.seed,
         max_tokens=max(16, report["tokens_per_sample"]["max"] * 2), metrics=report,
         config=cfg.model_dump(mode="json", exclude={"out"}), lr=lr,

@@ -23,7 +23,8 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
         from perfwatch.training.data import build_dataset, write_dataset
 
         ds = build_dataset(seed=s.seed, synthetic_runs=s.synthetic_runs, seed_lines=s.seed_lines, coverage=s.coverage,
-                           user_files=s.data, labels=s.label_set(), mem_total_gb=s.mem_total_gb)
+                           user_files=s.data, labels=s.label_set(), mem_total_gb=s.mem_total_gb,
+                           template=s.template)
         write_dataset(ds, s.out)
         console.print(f"dataset {ds.hash} → {s.out}")
         out.print_json(data={"hash": ds.hash, "labels": ds.labels, "splits": ds.summary()})

@@ -125,6 +125,7 @@ class _SlowFirstPart:
         self.model = model
         self.labels = model.labels
         self.model_id, self.manifest = model.model_id, model.manifest
+        self.template_version = model.template_version
         self._lock = threading.Lock()
         self.started: list[int] = []
         self.finished: list[int] = []

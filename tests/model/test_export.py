@@ -13,6 +13,7 @@ import pytest
 from perfwatch.bundle import read_manifest
 from perfwatch.errors import BundleError
 from perfwatch.runtime.model import BundleModel
+from perfwatch.template import TEMPLATE_VERSION
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.slow
 def test_bundle_has_everything_and_parity(tiny_bundle: Path) -> None:
     m = read_manifest(tiny_bundle)
     assert set(m.files) == {"model.onnx", "model.int8.onnx", "tokenizer.json"}
-    assert m.labels == ["LowLoad", "MediumLoad", "HighLoad"] and m.template_version == "v1"
+    assert m.labels == ["LowLoad", "MediumLoad", "HighLoad"] and m.template_version == TEMPLATE_VERSION
     assert m.data_hash and m.metrics["slices"]["test"]["macro_f1"] >= 0.95
     for b in ("b1", "b64"):
         assert m.parity[f"fp32_{b}"]["label_agreement"] == 1.0

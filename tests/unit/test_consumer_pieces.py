@@ -27,6 +27,7 @@ class RowModel:
     ``slow_first`` makes the part holding a batch's first row finish last (forces out-of-order completion)."""
 
     labels = LABELS
+    template_version = "v1"  # run() reads the metric names
 
     def __init__(self, slow_first: bool = False) -> None:
         self.slow_first = slow_first

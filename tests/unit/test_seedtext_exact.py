@@ -23,7 +23,7 @@ from perfwatch.template import sample_text
 def test_memory_at_a_threshold_is_not_bent_by_floats() -> None:
     """1.8 GB free of 12 GB is exactly 85 % used: HighLoad with CPU 82, as the JSON path says."""
     s = parse_line("CPU Load: 82%, Memory: 1.8GB/12GB, Disk: 10%").sample
-    assert sample_text(s) == "cpu 82 mem 85 disk 10"
+    assert sample_text(s) == "cpu 82 mem 85 disk 10" and sample_text(s, "v2") == " 82 85 10"
     assert label_for(s.cpu_pct, s.mem_pct, s.disk_pct) == label_for(82, 85, 10) == "HighLoad"
 
 
