@@ -48,6 +48,12 @@ class Metrics:
         self.state_keys = Gauge("perfwatch_state_keys", "hysteresis keys held in memory", registry=r)
         self.state_expired = Counter("perfwatch_state_expired_total", "hysteresis keys expired for idleness",
                                      registry=r)
+        self.cache_lookups = Counter("perfwatch_response_cache_lookups", "response cache lookups by result",
+                                     ["result"], registry=r)
+        self.cache_entries = Gauge("perfwatch_response_cache_entries", "model inputs with a cached answer",
+                                   registry=r)
+        self.cache_bytes = Gauge("perfwatch_response_cache_bytes", "size of the response cache's table when full",
+                                 registry=r)
         self.paused = Gauge("perfwatch_paused", "1 while partitions are paused for backpressure", registry=r)
 
     def serve(self, port: int, health: Health | None = None) -> WSGIServer:

@@ -26,6 +26,7 @@ from perfwatch.consumer.delivery import AtLeastOnce, Delivery, DeliveryFailed, E
 from perfwatch.consumer.hysteresis import Hysteresis
 from perfwatch.consumer.inference import InferencePool
 from perfwatch.consumer.metrics import Metrics
+from perfwatch.consumer.response_cache import ResponseCache
 from perfwatch.consumer.routing import Record, expiry_alerts, route
 from perfwatch.consumer.state import StateStore
 from perfwatch.consumer.watchdog import Watchdog
@@ -72,6 +73,9 @@ class StreamProcessor:
         self.stats = Stats()
         self.stop_event = threading.Event()
         self.ready = threading.Event()  # set once partitions are assigned (tests and health checks wait on it)
+        self.cache = ResponseCache(len(self.model.labels)) if settings.response_cache else None
+        if self.cache is not None:
+            self.metrics.cache_bytes.set(self.cache.nbytes)
         self.pool = InferencePool(self.model, self.workers, on_run=self.metrics.inference.observe)
         self._forming: list[Message] = []  # consumed, not yet handed to inference
         self._forming_since = 0.0
@@ -235,7 +239,10 @@ class StreamProcessor:
 
     def _dispatch(self) -> None:
         msgs, self._forming = self._forming, []
-        batch = prepare(msgs, self.model, self.s.max_message_bytes, self.s.mem_total_gb)
+        batch = prepare(msgs, self.model, self.s.max_message_bytes, self.s.mem_total_gb, self.cache)
+        if batch.keys is not None:
+            self.metrics.cache_lookups.labels("hit").inc(batch.cache_hits)
+            self.metrics.cache_lookups.labels("miss").inc(len(batch.keys) - batch.cache_hits)
         self.stats.consumed += len(batch)
         self.metrics.samples.inc(len(batch))
         self.metrics.batch_size.observe(len(batch))
@@ -274,7 +281,10 @@ class StreamProcessor:
         self._forming = []
         return first
 
-    def _emit(self, batch: Batch, probs: np.ndarray) -> None:
+    def _emit(self, batch: Batch, computed: np.ndarray) -> None:
+        probs = batch.probabilities(computed, self.cache)
+        if self.cache is not None:
+            self.metrics.cache_entries.set(self.cache.entries)
         # Alert state changes are staged per batch; the delivery strategy applies them (exactly-once: only
         # once the batch is committed, so an aborted transaction leaves no trace in them).
         changes = self.state.begin() if self.state is not None else None

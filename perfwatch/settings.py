@@ -113,6 +113,8 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
         None, description="compacted topic backing the hysteresis state (default: <samples topic>.alert-state)")
     state_expiry_s: float = Field(3600.0, gt=0, description="forget a key's hysteresis window after this many "
                                   "seconds (wall clock) without a sample; a firing key resolves first")
+    response_cache: bool = Field(True, description="reuse the model's answer for an input seen before (a 13 MB table "
+                                 "over all 1,030,301 inputs)")
     max_pending_batches: int = Field(4, ge=1, description="pause partitions when more batches await acks")
     output_attempts: int = Field(3, ge=1, le=20,
                                  description="tries of an input's output before the input goes to the DLQ")
