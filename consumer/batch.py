@@ -31,6 +31,10 @@ class Batch:
     def __len__(self) -> int:
         return len(self.valid) + len(self.invalid)
 
+    def span(self) -> int:
+        """Input offsets the batch covers (its messages, plus any transaction markers between them)."""
+        return sum(nxt - self.first_offsets[tp] for tp, nxt in self.next_offsets.items())
+
     def probabilities(self, computed: np.ndarray, cache: ResponseCache | None) -> np.ndarray:
         """One row per valid sample, from the model's rows for this batch (and the cache)."""
         if cache is None or self.keys is None:

@@ -2,11 +2,12 @@
 one small interface, so the loop never branches on the guarantee.
 
 at-least-once: a batch's offsets are committed once every record it produced is acknowledged.
-exactly-once: one transaction per batch with send_offsets_to_transaction; readers use read_committed.
+exactly-once: transactions with send_offsets_to_transaction, each closed at a checkpoint (time or inputs)
+and holding one or more batches; readers use read_committed.
 
 A batch's hysteresis state changes (consumer/state.py) come with their changelog records. Exactly-once: the
-changelog records go in the batch's transaction and the changes reach the store only if it commits (an
-aborted batch leaves no trace). At-least-once: the changes apply at once (the next batch reads them); the
+changelog records go in the batch's transaction; the changes apply at once and are taken back if the
+transaction aborts (an aborted batch leaves no trace). At-least-once: the changes apply at once too; the
 changelog records are produced once the batch's outputs are acknowledged, in batch order (a stored `firing`
 is always a delivered one, and a key's later state is never overwritten by an earlier one), and the offsets
 are committed once both are; a batch that is re-processed takes its changes back first.
@@ -103,10 +104,11 @@ class Delivery(Protocol):
         """Before the first batch (exactly-once: init_transactions)."""
 
     def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
-             changelog: list[Record] | None = None) -> bool:
-        """Produce a batch's records and see to its commit, with its state ``changes`` and their
-        ``changelog`` records. False: the batch was aborted and nothing of it is visible (its changes are
-        dropped); the caller rewinds to it."""
+             changelog: list[Record] | None = None) -> list[Batch]:
+        """Produce a batch's records and see to its commit, with its state ``changes`` (applied now) and
+        their ``changelog`` records. Returns the batches to re-process: none, or, when a transaction
+        aborted, every batch it held, this one included; nothing of them is visible and their changes are
+        taken back. The caller rewinds to them."""
 
     def poll(self) -> list[Batch]:
         """Serve delivery reports and commit what is acknowledged. Returns the batches to re-process (a
@@ -169,14 +171,14 @@ class AtLeastOnce:
         pass
 
     def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
-             changelog: list[Record] | None = None) -> bool:
+             changelog: list[Record] | None = None) -> list[Batch]:
         pending = _Unacked(batch, len(records), changes=changes, changelog=list(changelog or []))
         if changes is not None:
             changes.apply()  # the next batch reads it; a crash before its changelog record re-reads this batch
         self._unacked.append(pending)
         produce_all(self.producer, records, pending.on_delivery)
         self.producer.poll(0)
-        return True
+        return []  # a failed record shows in poll()
 
     def _revert(self) -> None:
         """Take back the state changes of every batch not committed, newest first."""
@@ -257,18 +259,33 @@ class AtLeastOnce:
 
 
 class ExactlyOnce:
-    """Every blocking transactional call runs under a watchdog deadline (librdkafka can block past its own
-    timeout), and the retries of one transaction fit inside transaction.timeout.ms: past that the broker
-    aborts it anyway, so the batch is aborted and re-processed instead."""
+    """Transactions that span micro-batches: a checkpoint closes the open transaction (outputs, changelog
+    records and the input offsets of every batch in it) once it has been open ``checkpoint_s`` or holds
+    ``checkpoint_inputs`` inputs, whichever comes first, as quix-streams' checkpoints and Kafka Streams'
+    commit.interval.ms do. One commit costs a round of broker calls (~17 ms here) whatever it holds, so a
+    transaction per batch capped the loop near 60 batches/s; the price of a checkpoint is latency: a
+    read_committed reader sees a verdict up to ``checkpoint_s`` later. ``checkpoint_s`` 0: one per batch.
+
+    A batch's state changes apply at once (the next batch reads them) and are taken back, newest first, if
+    the transaction aborts; every batch it held is then handed back for re-processing. Every blocking
+    transactional call runs under a watchdog deadline (librdkafka can block past its own timeout), and the
+    retries of one transaction fit inside transaction.timeout.ms: past that the broker aborts it anyway."""
 
     def __init__(self, producer: Any, consumer: Any, retries: OutputRetries | None = None,
-                 watchdog: Watchdog | None = None, transaction_timeout_s: float = 10.0) -> None:
+                 watchdog: Watchdog | None = None, transaction_timeout_s: float = 10.0,
+                 checkpoint_s: float = 0.0, checkpoint_inputs: int = 10_000) -> None:
         self.producer = producer
         self.consumer = consumer
         self.retries = retries or OutputRetries()
         self.watchdog = watchdog
         self.transaction_timeout_s = transaction_timeout_s
+        self.checkpoint_s = checkpoint_s
+        self.checkpoint_inputs = checkpoint_inputs
         self.commits = 0
+        self._open: list[tuple[Batch, Changes | None]] = []  # the batches of the open transaction, in order
+        self._inputs = 0
+        self._opened_at = 0.0
+        self._failed: list[tuple[Record, KafkaError]] = []  # records of the open transaction that failed
 
     @contextmanager
     def _deadline(self, what: str, timeout: float) -> Iterator[None]:
@@ -279,42 +296,75 @@ class ExactlyOnce:
         with self._deadline("init_transactions", 30):
             self.producer.init_transactions(30)
 
+    def _on_delivery(self, record: Record) -> Callable[[KafkaError | None, Message], None]:
+        def done(err: KafkaError | None, _msg: Message) -> None:
+            if err is not None and err.code() in _RECORD_ERRORS:
+                self._failed.append((record, err))
+        return done
+
     def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
-             changelog: list[Record] | None = None) -> bool:
-        failed: list[tuple[Record, KafkaError]] = []
-
-        def on_delivery(record: Record) -> Callable[[KafkaError | None, Message], None]:
-            def done(err: KafkaError | None, _msg: Message) -> None:
-                if err is not None and err.code() in _RECORD_ERRORS:
-                    failed.append((record, err))
-            return done
-
-        # Every retry of this transaction ends before the broker would time it out.
-        deadline = time.monotonic() + 0.8 * self.transaction_timeout_s
+             changelog: list[Record] | None = None) -> list[Batch]:
         try:
-            with self._deadline("begin_transaction", 5):
-                self.producer.begin_transaction()
-            produce_all(self.producer, records + (changelog or []), on_delivery)
-            if batch.next_offsets:  # an expiry sweep consumed nothing
-                self._retriable("send_offsets_to_transaction", lambda t: self.producer.send_offsets_to_transaction(
-                    batch.offsets(), self.consumer.consumer_group_metadata(), t), deadline)
-            self._retriable("commit_transaction", lambda t: self.producer.commit_transaction(t), deadline)
-            self.commits += 1
-            self.retries.committed(batch)
+            if not self._open:
+                with self._deadline("begin_transaction", 5):
+                    self.producer.begin_transaction()
+                self._opened_at = time.monotonic()
+            self._open.append((batch, changes))
+            self._inputs += batch.span()
             if changes is not None:
-                changes.apply()  # only now: an aborted batch's changes are dropped with it
-            return True
+                changes.apply()
+            produce_all(self.producer, records + (changelog or []), self._on_delivery)
         except KafkaException as exc:
-            err = exc.args[0]
-            # _STATE from produce(): the transaction failed meanwhile (e.g. a record was refused) and
-            # takes no more records until it is aborted.
-            if not (err.txn_requires_abort() or err.code() == KafkaError._STATE):
-                raise
-            log.warning("transaction aborted (%s); rewinding to re-process the batch", err)
-            self._abort()
-            for record, rec_err in failed:
-                self.retries.failed(record, rec_err)
-            return False
+            return self._aborted(exc)
+        return self._checkpoint() if self._due() else []
+
+    def _due(self) -> bool:
+        return bool(self._open) and (time.monotonic() - self._opened_at >= self.checkpoint_s
+                                     or self._inputs >= self.checkpoint_inputs)
+
+    def _checkpoint(self) -> list[Batch]:
+        """Commit the open transaction with the input offsets of every batch in it."""
+        offsets: dict[tuple[str, int], int] = {}
+        for b, _ in self._open:
+            offsets.update(b.next_offsets)  # in order: a partition's latest batch wins
+        # Every retry of this transaction ends before the broker would time it out.
+        deadline = self._opened_at + 0.8 * self.transaction_timeout_s
+        try:
+            if offsets:  # an expiry sweep alone consumed nothing
+                tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+                self._retriable("send_offsets_to_transaction", lambda t: self.producer.send_offsets_to_transaction(
+                    tps, self.consumer.consumer_group_metadata(), t), deadline)
+            self._retriable("commit_transaction", lambda t: self.producer.commit_transaction(t), deadline)
+        except KafkaException as exc:
+            return self._aborted(exc)
+        self.commits += 1
+        for b, _ in self._open:
+            self.retries.committed(b)
+        self._close()
+        return []
+
+    def _aborted(self, exc: KafkaException) -> list[Batch]:
+        err = exc.args[0]
+        # _STATE from produce(): the transaction failed meanwhile (e.g. a record was refused) and
+        # takes no more records until it is aborted.
+        if not (err.txn_requires_abort() or err.code() == KafkaError._STATE):
+            raise exc
+        log.warning("transaction aborted (%s); rewinding to re-process its %d batch(es)", err, len(self._open))
+        self._abort()
+        failed, redo = list(self._failed), [b for b, _ in self._open]
+        self._revert()
+        self._close()
+        for record, rec_err in failed:
+            self.retries.failed(record, rec_err)
+        return redo
+
+    def _revert(self) -> None:
+        for _, changes in reversed(self._open):
+            if changes is not None:
+                changes.revert()
+
+    def _close(self) -> None:
+        self._open, self._inputs, self._failed = [], 0, []
 
     def _abort(self, attempts: int = 20) -> None:
         """abort_transaction in short calls, serving delivery reports between them: librdkafka cannot finish
@@ -357,15 +407,17 @@ class ExactlyOnce:
 
     def poll(self) -> list[Batch]:
         self.producer.poll(0)
-        return []
+        return self._checkpoint() if self._due() else []
 
     def pending(self) -> int:
         return 0
 
     def drain(self, timeout: float) -> list[Batch]:
-        return []
+        return self._checkpoint() if self._open else []
 
     def on_lost(self) -> None:
+        self._revert()
+        self._close()
         try:
             self._abort()
         except KafkaException:

@@ -53,6 +53,8 @@ class Stats:
     batches: int = 0
     inference_s: float = 0.0
     commits: int = 0
+    cache_hits: int = 0
+    cache_lookups: int = 0
     labels: dict[str, int] = field(default_factory=dict)
 
 
@@ -89,7 +91,8 @@ class StreamProcessor:
         if settings.guarantee == "exactly-once":
             self.watchdog = Watchdog()
             self.delivery = ExactlyOnce(self.producer, self.consumer, retries, self.watchdog,
-                                        TRANSACTION_TIMEOUT_MS / 1000)
+                                        TRANSACTION_TIMEOUT_MS / 1000, checkpoint_s=settings.checkpoint_ms / 1000,
+                                        checkpoint_inputs=settings.checkpoint_inputs)
         else:
             self.delivery = AtLeastOnce(self.producer, self.consumer, retries)
         self._last_lag = 0.0
@@ -241,6 +244,8 @@ class StreamProcessor:
         msgs, self._forming = self._forming, []
         batch = prepare(msgs, self.model, self.s.max_message_bytes, self.s.mem_total_gb, self.cache)
         if batch.keys is not None:
+            self.stats.cache_hits += batch.cache_hits
+            self.stats.cache_lookups += len(batch.keys)
             self.metrics.cache_lookups.labels("hit").inc(batch.cache_hits)
             self.metrics.cache_lookups.labels("miss").inc(len(batch.keys) - batch.cache_hits)
         self.stats.consumed += len(batch)
@@ -295,8 +300,8 @@ class StreamProcessor:
             undeliverable=self.delivery.retries.give_up(), changes=changes,
         )
         state_records = changelog.records(changes, self.s.state_changelog_topic()) if changes else []
-        if not self.delivery.emit(batch, records, changes, state_records):
-            self._rewind([batch])
+        if redo := self.delivery.emit(batch, records, changes, state_records):
+            self._rewind(redo)
             return
         self._progress_at = time.monotonic()
         self._account(batch, records, verdicts)
@@ -409,8 +414,9 @@ class StreamProcessor:
         expired = len(changes.expired)
         records = expiry_alerts(changes, self.s.alerts_topic)
         state_records = changelog.records(changes, self.s.state_changelog_topic())
-        if not self.delivery.emit(Batch(), records, changes, state_records):
-            return  # aborted: nothing changed; the next sweep tries again
+        if redo := self.delivery.emit(Batch(), records, changes, state_records):
+            self._rewind(redo)  # aborted: nothing changed (the sweep tries again) but the batches with it
+            return
         self._account(Batch(), records, [])
         self.metrics.state_expired.inc(expired)
         self.metrics.state_keys.set(len(self.state))

@@ -19,6 +19,7 @@ class FakeProducer:
     produced: list[tuple[str, bytes]] = field(default_factory=list)
     committed_txns: list[list[tuple[str, bytes]]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    sent_offsets: list[dict[tuple[str, int], int]] = field(default_factory=list)
     _queue: list[tuple[str, bytes, Any]] = field(default_factory=list)
     _txn: list[tuple[str, bytes]] | None = None
     _txn_failed: bool = False
@@ -53,6 +54,7 @@ class FakeProducer:
 
     def send_offsets_to_transaction(self, offsets: Any, _meta: Any, _timeout: float) -> None:
         self.calls.append("send_offsets")
+        self.sent_offsets.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
 
     def commit_transaction(self, _timeout: float) -> None:
         self.poll()

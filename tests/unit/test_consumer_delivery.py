@@ -91,7 +91,7 @@ def test_a_timed_out_output_is_retried_and_never_dead_lettered(guarantee: str) -
             d.emit(batch, _records("b", start=10))
             assert d.poll() == [batch]  # handed back for re-processing, nothing of it committed
         else:
-            assert d.emit(batch, _records("b", start=10)) is False  # aborted: rewind and re-process
+            assert d.emit(batch, _records("b", start=10)) == [batch]  # aborted: rewind and re-process
         waits.append(retries.backoff())  # what the loop sleeps before re-processing
     assert retries.give_up() == {}  # never dead-lettered
     assert c.commits == [] and p.committed_txns == []
@@ -102,8 +102,8 @@ def test_exactly_once_one_transaction_per_batch_with_its_offsets() -> None:
     p, c = FakeProducer(), FakeConsumer()
     d = ExactlyOnce(p, c)
     d.start()
-    assert d.emit(_batch(0, 10), _records("a"))
-    assert d.emit(_batch(10, 10), _records("b"))
+    assert d.emit(_batch(0, 10), _records("a")) == []
+    assert d.emit(_batch(10, 10), _records("b")) == []
     assert p.calls == ["init"] + ["begin", "send_offsets", "commit"] * 2
     assert p.committed_txns == [[("pred", b"a-0"), ("pred", b"a-1")], [("pred", b"b-0"), ("pred", b"b-1")]]
 
@@ -112,7 +112,7 @@ def test_exactly_once_abort_reports_the_batch_for_rewind() -> None:
     p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"a-1" else None)
     d = ExactlyOnce(p, FakeConsumer())
     d.start()
-    assert not d.emit(_batch(0, 10), _records("a"))
+    assert d.emit(_batch(0, 10), _records("a")) != []
     assert p.calls[-1] == "abort" and p.committed_txns == []
 
 
@@ -121,10 +121,10 @@ def test_exactly_once_counts_the_failed_record_of_an_aborted_transaction() -> No
     retries = OutputRetries(attempts=2)
     d = ExactlyOnce(p, FakeConsumer(), retries)
     d.start()
-    assert not d.emit(_batch(0, 10), _records("a"))
-    assert not d.emit(_batch(0, 10), _records("a"))
+    assert d.emit(_batch(0, 10), _records("a")) != []
+    assert d.emit(_batch(0, 10), _records("a")) != []
     assert list(retries.give_up()) == [(T, 0, 1)]
-    assert d.emit(_batch(0, 10), _records("a", n=1))
+    assert d.emit(_batch(0, 10), _records("a", n=1)) == []
     assert retries.give_up() == {}
 
 
@@ -146,12 +146,12 @@ def test_exactly_once_changelog_in_the_transaction_and_state_only_if_it_commits(
     p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"b-1" else None)
     d = ExactlyOnce(p, FakeConsumer())
     d.start()
-    assert d.emit(_batch(0, 1), _records("a"), *_changes(store, 0))
+    assert d.emit(_batch(0, 1), _records("a"), *_changes(store, 0)) == []
     assert [t for t, _ in p.committed_txns[0]] == ["pred", "pred", "log"]
     assert store.get(0, "k") is not None and store.get(0, "k").offset == 0  # type: ignore[union-attr]
-    assert not d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1))  # aborted
+    assert d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1)) != []  # aborted
     assert store.get(0, "k").offset == 0  # type: ignore[union-attr] - its change was dropped
-    assert d.emit(Batch(), [], *_changes(store, 2))  # an expiry sweep: no input offsets to send
+    assert d.emit(Batch(), [], *_changes(store, 2)) == []  # an expiry sweep: no input offsets to send
     assert p.calls[-2:] == ["begin", "commit"]
 
 
@@ -182,3 +182,47 @@ def test_at_least_once_failed_output_takes_its_state_back_and_never_logs_it() ->
     assert [b.first_offsets for b in redo] == [{(T, 0): 1}, {(T, 0): 2}]
     assert store.get(0, "k").offset == 0  # type: ignore[union-attr] - b and c taken back, newest first
     assert [json.loads(v)["o"] for t, v in p.produced if t == "log"] == [0]
+
+
+def test_exactly_once_checkpoint_holds_batches_until_its_input_count_then_commits_their_offsets() -> None:
+    p = FakeProducer()
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=25)
+    d.start()
+    assert d.emit(_batch(0, 10), _records("a")) == []
+    assert d.emit(_batch(0, 10, partition=1), _records("b")) == []
+    assert p.calls == ["init", "begin"] and d.poll() == [] and p.committed_txns == []  # not due yet
+    assert d.emit(_batch(10, 10), _records("c", start=10)) == []  # 30 inputs ≥ 25: the checkpoint closes
+    assert p.calls == ["init", "begin", "send_offsets", "commit"]
+    assert p.sent_offsets == [{(T, 0): 20, (T, 1): 10}]  # every batch's offsets, a partition's latest
+    assert len(p.committed_txns[0]) == 6 and d.commits == 1
+
+
+def test_exactly_once_checkpoint_closes_on_time_from_poll_and_on_drain() -> None:
+    import time
+
+    p = FakeProducer()
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=0.05)
+    d.start()
+    d.emit(_batch(0, 10), _records("a"))
+    assert d.poll() == [] and p.committed_txns == []
+    time.sleep(0.06)
+    assert d.poll() == [] and p.sent_offsets == [{(T, 0): 10}]  # the loop's poll closes a due checkpoint
+    d.emit(_batch(10, 10), _records("b", start=10))
+    assert d.drain(1.0) == [] and p.sent_offsets[-1] == {(T, 0): 20}  # revoke / shutdown: no wait
+    assert p.calls.count("begin") == p.calls.count("commit") == 2
+
+
+def test_exactly_once_abort_hands_back_every_batch_of_the_transaction_and_their_state() -> None:
+    """An abort at the checkpoint takes back all it held: the loop rewinds to the first batch, and the state
+    changes of every batch are reverted, newest first (the store is as before the transaction)."""
+    store = _store()
+    p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"c-0" else None)
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=3)
+    d.start()
+    a, b, c = _batch(0, 1), _batch(1, 1), _batch(2, 1)
+    assert d.emit(a, _records("a"), *_changes(store, 0)) == []
+    assert store.get(0, "k").offset == 0  # type: ignore[union-attr] - applied: the next batch reads it
+    assert d.emit(b, _records("b", start=1), *_changes(store, 1)) == []
+    assert d.emit(c, _records("c", start=2), *_changes(store, 2)) == [a, b, c]
+    assert store.get(0, "k") is None and p.committed_txns == [] and p.calls[-1] == "abort"
+    assert d.emit(a, _records("a"), *_changes(store, 0)) == [] and p.calls[-1] == "begin"  # a fresh one
