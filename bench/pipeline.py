@@ -18,6 +18,7 @@ import numpy as np
 from perfwatch.bench.harness import Topics, produce
 from perfwatch.bundle import Precision
 from perfwatch.consumer.processor import StreamProcessor
+from perfwatch.consumer.response_cache import INPUTS, SIDE, texts_of
 from perfwatch.kafkaio import end_offsets, read_topic
 from perfwatch.settings import ConsumerSettings, Guarantee, inference_plan, usable_cores
 from perfwatch.synthetic import generate_runs
@@ -30,6 +31,58 @@ def payloads(n: int, seed: int = 5) -> list[tuple[bytes, bytes]]:
         if len(out) == n:
             break
     return out
+
+
+def payloads_at_hit_rate(n: int, hit_rate: float, seed: int = 29) -> list[tuple[bytes, bytes]]:
+    """Synthetic runs' samples whose model inputs repeat at ``hit_rate``: a sample is a miss when it gets a
+    whole-percent triple never sent before, a hit when it takes an earlier sample's triple. Keys, hosts, times
+    and load fields stay the runs' own; the fractions below the whole percent vary (the cache floors them)."""
+    rng = np.random.default_rng(seed)
+    fresh = rng.permutation(INPUTS)
+    seen: list[int] = []
+    out = []
+    for s in generate_runs(n // 300 + 1, seed, "bench", hosts=5, samples_per_host=60):
+        if seen and rng.random() < hit_rate:
+            k = seen[int(rng.integers(len(seen)))]
+        else:
+            k = int(fresh[len(seen)])
+            seen.append(k)
+        whole = (k // (SIDE * SIDE), k // SIDE % SIDE, k % SIDE)
+        cpu, mem, disk = (float(v) if v == 100 else v + float(rng.random()) * 0.99 for v in whole)
+        s = s.model_copy(update={"cpu_pct": cpu, "mem_pct": mem, "disk_pct": disk})
+        out.append((s.key.encode(), s.model_dump_json(exclude_none=True).encode()))
+        if len(out) == n:
+            break
+    return out
+
+
+def _prefill(proc: StreamProcessor, items: list[tuple[bytes, bytes]]) -> int:
+    """Put the model's answer for every input of ``items`` into the processor's cache (the loop's ceiling:
+    every sample a hit). Returns how many distinct inputs that took."""
+    import json
+
+    assert proc.cache is not None  # noqa: S101
+    keys = np.unique(np.array([int(np.floor(o["cpu_pct"])) * SIDE * SIDE + int(np.floor(o["mem_pct"])) * SIDE
+                               + int(np.floor(o["disk_pct"])) for o in (json.loads(v) for _, v in items)]))
+    for i in range(0, len(keys), 256):
+        chunk = keys[i: i + 256]
+        proc.cache.put(chunk, proc.model.predict(texts_of(chunk, proc.model.template_version)))
+    return len(keys)
+
+
+def _profiled(proc: StreamProcessor, max_idle_s: float, top: int = 12) -> list[dict[str, Any]]:
+    """Run the loop under cProfile (its own thread only: inference workers are not in it); the top entries
+    by own time."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(proc.run, max_idle_s=max_idle_s)
+    st = pstats.Stats(prof)
+    total = sum(v[2] for v in st.stats.values())  # type: ignore[attr-defined]
+    rows = sorted(st.stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]  # type: ignore[attr-defined]
+    return [{"function": f"{Path(f).name}:{line}({name})", "calls": v[1], "own_s": round(v[2], 3),
+             "share": round(v[2] / total, 3) if total else 0.0} for (f, line, name), v in rows]
 
 
 def warm_up(conf: dict[str, Any], bundle: Path, seconds: float, rate: float, *, precision: Precision,
@@ -59,16 +112,30 @@ def _append_times(conf: dict[str, Any], topic: str) -> list[tuple[float, dict]]:
 
 
 def throughput(conf: dict[str, Any], bundle: Path, n: int, *, guarantee: Guarantee, precision: Precision, batch: int,
-               partitions: int = 3) -> dict[str, Any]:
-    """Samples/s of one in-process consumer over ``n`` pre-produced samples (first to last verdict)."""
+               partitions: int = 3, items: list[tuple[bytes, bytes]] | None = None, cache: bool = True,
+               prefill: bool = False, profile: bool = False, checkpoint_ms: int | None = None) -> dict[str, Any]:
+    """Samples/s of one in-process consumer over ``n`` pre-produced samples (first to last verdict): the
+    synthetic runs, or ``items``; ``prefill`` puts every answer in the cache first (the loop's ceiling)."""
     topics = Topics.fresh(conf, partitions, prefix="bench", broker_time=True)
-    produce(conf, topics.samples, payloads(n))
+    items = items if items is not None else payloads(n)
+    produce(conf, topics.samples, items)
     s = ConsumerSettings(bootstrap_servers=conf["bootstrap.servers"], bundle=bundle, precision=precision,
-                         guarantee=guarantee, batch_size=batch, max_wait_ms=50,
+                         guarantee=guarantee, batch_size=batch, max_wait_ms=50, response_cache=cache,
                          group_id=f"bench-{uuid.uuid4().hex[:6]}", **topics.settings())
+    if checkpoint_ms is not None:
+        s = s.model_copy(update={"checkpoint_ms": checkpoint_ms})
     proc = StreamProcessor(s)
+    prefilled = _prefill(proc, items) if prefill else 0
     workers, threads = s.inference_plan()
-    t = threading.Thread(target=proc.run, kwargs={"max_idle_s": 2.0}, daemon=True)
+    top: list[dict[str, Any]] = []
+
+    def body() -> None:
+        if profile:
+            top.extend(_profiled(proc, 2.0))
+        else:
+            proc.run(max_idle_s=2.0)
+
+    t = threading.Thread(target=body, daemon=True)
     t0 = time.monotonic()
     t.start()
     t.join(1800)
@@ -77,7 +144,9 @@ def throughput(conf: dict[str, Any], bundle: Path, n: int, *, guarantee: Guarant
     span = times[-1] - times[0] if len(times) > 1 else wall
     return {"guarantee": guarantee, "precision": precision, "batch": batch, "samples": n, "verdicts": len(times),
             "samples_per_s": (len(times) - 1) / span if span > 0 else 0.0, "commits": proc.stats.commits,
-            "workers": workers, "threads": threads,
+            "workers": workers, "threads": threads, "cache": cache, "prefilled": prefilled,
+            "hit_rate": proc.stats.cache_hits / proc.stats.cache_lookups if proc.stats.cache_lookups else 0.0,
+            "checkpoint_ms": s.checkpoint_ms, "profile": top,
             # share of the workers' time spent in ORT: 1.0 = inference never waited for Kafka or Python
             "inference_share": proc.stats.inference_s / (span * workers) if span > 0 else 0.0}
 

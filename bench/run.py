@@ -73,6 +73,7 @@ def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None 
                                            batch=BATCH)})
         mid = median_round(result["rounds"])
         result["pipeline"] = [mid["at-least-once"], mid["exactly-once"]]
+        result["cost"] = cost_per_host(conf, bundle, n, quick)
         console.print("naive baseline (transformers pipeline on torch, one message at a time) …")
         result["naive"] = naive_throughput(conf, checkpoint, 300)
         alo = result["pipeline"][0]["samples_per_s"]
@@ -86,6 +87,52 @@ def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     return result
+
+
+def cost_per_host(conf: dict[str, Any], bundle: Path, n: int, quick: bool) -> dict[str, Any]:
+    """The levers of work per sample, side by side: the text template (raw model), the response cache at
+    set hit rates, and the loop's own ceiling (every sample a cache hit) with its profile."""
+    from perfwatch.bench.bundle import ensure_template_bundle
+    from perfwatch.bench.pipeline import payloads, payloads_at_hit_rate, throughput
+    from perfwatch.bench.raw import reference
+    from perfwatch.bundle import read_manifest
+    from perfwatch.settings import Guarantee
+    from perfwatch.template import KNOWN_TEMPLATE_VERSIONS
+
+    shape = "tiny" if read_manifest(bundle).shape.get("n_layer") == 2 else "distilgpt2"
+    out: dict[str, Any] = {"templates": []}
+    console.print("raw model per text template …")
+    own = read_manifest(bundle).template_version
+    for version in sorted(KNOWN_TEMPLATE_VERSIONS):
+        b = bundle if version == own else ensure_template_bundle(shape, version)
+        m = read_manifest(b)
+        out["templates"].append({"template": version, "bundle": m.bundle_id, "tokens": m.metrics.get(
+            "tokens_per_sample", {}), "slices": {k: v.get("macro_f1") for k, v in m.metrics.get("slices", {}).items()},
+            **reference(b, BATCH, 0.5 if quick else 3.0)})
+    run = {"guarantee": "at-least-once", "precision": "int8", "batch": BATCH}
+    out["hit_rates"] = []
+    for name, rate, cache in (("cache off", 0.0, False), ("0 %", 0.0, True), ("50 %", 0.5, True),
+                              ("90 %", 0.9, True)):
+        k = int(n / (1 - rate))  # about the same model work in each row
+        console.print(f"pipeline, response cache {name} ({k} samples) …")
+        out["hit_rates"].append({"case": name, **throughput(conf, bundle, k, items=payloads_at_hit_rate(k, rate),
+                                                            cache=cache, **run)})  # type: ignore[arg-type]
+    console.print("pipeline on the synthetic runs as they come (their own repeats) …")
+    out["synthetic"] = throughput(conf, bundle, n, items=payloads(n), **run)  # type: ignore[arg-type]
+    k = 20_000 if quick else 300_000
+    items = payloads_at_hit_rate(k, 0.99)
+    out["ceiling"] = []
+    cases: tuple[tuple[Guarantee, int | None], ...] = (("at-least-once", None), ("exactly-once", 100),
+                                                       ("exactly-once", 0))
+    for guarantee, checkpoint_ms in cases:
+        console.print(f"the loop's ceiling: every sample a cache hit, {guarantee}"
+                      + (f" (checkpoint {checkpoint_ms} ms)" if checkpoint_ms is not None else "") + f", {k} samples …")
+        out["ceiling"].append(throughput(conf, bundle, k, items=items, prefill=True, guarantee=guarantee,
+                                         precision="int8", batch=BATCH, checkpoint_ms=checkpoint_ms))
+    console.print("the loop's ceiling under cProfile …")
+    out["profile"] = throughput(conf, bundle, k // 4, items=items[: k // 4], prefill=True, profile=True,
+                                **run)["profile"]  # type: ignore[arg-type]
+    return out
 
 
 def _ratio(rnd: dict[str, Any]) -> float:
@@ -118,7 +165,7 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
     rss = r["processes"][0]["peak_rss_mib"][0]
     naive = r["naive"]["samples_per_s"]
     n = len(r["rounds"])
-    return [
+    return _cost_goals(r, rss) + [
         {"goal": f"pipeline ≥ 0.9 × raw model (int8, batch {r['batch']})", "value": ratio, "met": ratio >= 0.9,
          "figure": f"{ratio:.2f}×, median of {n} alternating round(s) ({alo:.0f} / {ref['samples_per_s']:.0f} "
                    f"samples/s; raw run as {ref['runs']} × {ref['threads']} thread(s), its fastest)"},
@@ -131,6 +178,64 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
          "figure": f"{eos_cost * 100:.1f} % (median of {n} round(s))"},
         {"goal": "consumer peak RSS ≤ 1 GiB (int8)", "value": rss, "met": rss <= 1024, "figure": f"{rss:.0f} MiB"},
     ]
+
+
+def _cost_goals(r: dict[str, Any], rss: float) -> list[dict[str, Any]]:
+    from perfwatch.consumer.response_cache import table_bytes
+
+    c = r.get("cost")
+    if not c:
+        return []
+    tpl = {t["template"]: t for t in c["templates"]}
+    own = next(t for t in c["templates"] if t["bundle"] == r["bundle"])
+    fastest = max(c["templates"], key=lambda t: t["samples_per_s"])
+    speedup = fastest["samples_per_s"] / tpl["v1"]["samples_per_s"]
+    hits = {h["case"]: h for h in c["hit_rates"]}
+    raw = own["samples_per_s"]
+    at0, at50 = hits["0 %"]["samples_per_s"] / raw, hits["50 %"]["samples_per_s"] / raw
+    alo, eos = c["ceiling"][0]["samples_per_s"], c["ceiling"][1]["samples_per_s"]
+    table = table_bytes(3) / 2**20
+    full = rss + table
+    return [
+        {"goal": "raw model ≥ 2 × today's (v1) at equal accuracy", "value": speedup,
+         "met": speedup >= 2 and fastest["template"] == own["template"],
+         "figure": f"{fastest['template']}: {speedup:.2f}× ({fastest['samples_per_s']:.0f} / "
+                   f"{tpl['v1']['samples_per_s']:.0f}); the bundle in use is {own['template']}"},
+        {"goal": "pipeline at 0 % cache hits ≥ 0.95 × raw model", "value": at0, "met": at0 >= 0.95,
+         "figure": f"{at0:.2f}× ({hits['0 %']['samples_per_s']:.0f} / {raw:.0f})"},
+        {"goal": "pipeline at 50 % cache hits ≥ 2 × raw model", "value": at50, "met": at50 >= 2,
+         "figure": f"{at50:.2f}× ({hits['50 %']['samples_per_s']:.0f} / {raw:.0f}; measured hit rate "
+                   f"{hits['50 %']['hit_rate'] * 100:.0f} %)"},
+        {"goal": "loop ceiling (every sample a hit) ≥ 20,000 samples/s", "value": alo, "met": alo >= 20_000,
+         "figure": f"{alo:,.0f} samples/s at-least-once"},
+        {"goal": "exactly-once ≥ 0.85 × at-least-once at the ceiling", "value": eos / alo, "met": eos / alo >= 0.85,
+         "figure": f"{eos / alo:.2f}× ({eos:,.0f} with a 100 ms checkpoint; one transaction per batch: "
+                   f"{c['ceiling'][2]['samples_per_s']:,.0f})"},
+        {"goal": "consumer RSS with the cache full ≤ 512 MiB", "value": full, "met": full <= 512,
+         "figure": f"{full:.0f} MiB (peak {rss:.0f} MiB + the full table {table:.0f} MiB)"},
+    ]
+
+
+def cost_markdown(c: dict[str, Any]) -> list[str]:
+    lines = ["", "**Cost per host: text template** (raw model, int8, batch 128, its fastest plan)", "",
+             "| template | tokens per sample | samples/s | macro-F1 per slice |", "| --- | --- | --- | --- |"]
+    for t in c["templates"]:
+        f1 = ", ".join(f"{k} {v:.4f}" for k, v in t["slices"].items() if v is not None) or "–"
+        lines.append(f"| {t['template']} | {t['tokens'].get('median', '–')} | {t['samples_per_s']:.0f} | {f1} |")
+    lines += ["", "**Cost per host: response cache** (pipeline, at-least-once, int8)", "",
+              "| case | samples | measured hit rate | samples/s |", "| --- | --- | --- | --- |"]
+    for h in c["hit_rates"] + [{"case": "synthetic runs as they come", **c["synthetic"]}]:
+        lines.append(f"| {h['case']} | {h['samples']} | {h['hit_rate'] * 100:.1f} % | {h['samples_per_s']:.0f} |")
+    lines += ["", "**The loop's ceiling** (every sample a cache hit)", "",
+              "| guarantee | samples/s | commits |", "| --- | --- | --- |"]
+    for x in c["ceiling"]:
+        how = "" if x["guarantee"] == "at-least-once" else (
+            f", checkpoint {x['checkpoint_ms']} ms" if x["checkpoint_ms"] else ", one transaction per batch")
+        lines.append(f"| {x['guarantee']}{how} | {x['samples_per_s']:,.0f} | {x['commits']} |")
+    lines += ["", "Profile of the loop's thread at the ceiling (cProfile, own time):", "",
+              "| function | calls | own s | share |", "| --- | --- | --- | --- |"]
+    lines += [f"| `{p['function']}` | {p['calls']} | {p['own_s']} | {p['share'] * 100:.1f} % |" for p in c["profile"]]
+    return lines
 
 
 def markdown(r: dict[str, Any]) -> str:
@@ -163,6 +268,8 @@ def markdown(r: dict[str, Any]) -> str:
               "| offered load | samples/s | p50 ms | p95 ms | p99 ms |", "| --- | --- | --- | --- | --- |"]
     for f, x in zip(("25 %", "50 %", "75 %"), r["latency"], strict=True):
         lines.append(f"| {f} | {x['offered_per_s']:.0f} | {x['p50_ms']:.0f} | {x['p95_ms']:.0f} | {x['p99_ms']:.0f} |")
+    if r.get("cost"):
+        lines += cost_markdown(r["cost"])
     lines += ["", "**Goals**", "", "| goal | figure | met |", "| --- | --- | --- |"]
     lines += [f"| {g['goal']} | {g['figure']} | {'yes' if g['met'] else 'no'} |" for g in r["goals"]]
     return "\n".join(lines)

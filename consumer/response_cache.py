@@ -37,6 +37,11 @@ def texts_of(keys: np.ndarray, version: str) -> list[str]:
     return [render(k // (SIDE * SIDE), k // SIDE % SIDE, k % SIDE, version) for k in keys.tolist()]
 
 
+def table_bytes(n_labels: int) -> int:
+    """The cache's memory when every input is in it: float32 per label and a flag per input."""
+    return INPUTS * (4 * n_labels + 1)
+
+
 class ResponseCache:
     def __init__(self, n_labels: int) -> None:
         # np.zeros maps untouched pages lazily: memory follows the inputs actually seen.
@@ -47,7 +52,7 @@ class ResponseCache:
     @property
     def nbytes(self) -> int:
         """The table's size when every input is filled (the most it can ever hold)."""
-        return int(self._probs.nbytes + self._filled.nbytes)
+        return table_bytes(self._probs.shape[1])
 
     def misses_of(self, keys: np.ndarray) -> tuple[np.ndarray, int]:
         """The distinct keys among ``keys`` with no answer yet (what the model must run), and how many of

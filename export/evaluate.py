@@ -67,6 +67,31 @@ def uniform_points(n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 101, size=(n, 3)).astype(np.int16)
 
 
+def stratified_points(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` inputs spread evenly over the policy's regions (a region smaller than its share gives all it
+    has and the rest share what it leaves): the rare regions, where a model trained on real-looking runs is
+    weakest, weigh as much as LowLoad."""
+    pts = cube_points()
+    reg = regions(pts)
+    rng = np.random.default_rng(seed)
+    members = sorted((np.flatnonzero(reg == name) for name in set(reg.tolist())), key=len)
+    parts, left = [], n
+    for i, idx in enumerate(members):
+        share = left // (len(members) - i)
+        take = idx if len(idx) <= share else rng.choice(idx, share, replace=False)
+        parts.append(pts[take])
+        left -= len(take)
+    return np.concatenate(parts)
+
+
+def read_disagreements(path: Path) -> np.ndarray:
+    """The inputs of a disagreements CSV written by write_outputs (empty when there is none)."""
+    if not path.is_file():
+        return np.zeros((0, 3), dtype=np.int16)
+    rows = [line.split(",")[:3] for line in path.read_text().splitlines()[1:] if line]
+    return np.array(rows, dtype=np.int16).reshape(-1, 3)
+
+
 def gate_points(uniform: int, seed: int = 0, margin: int = MARGIN) -> np.ndarray:
     """The HighLoad decision surface (±margin) plus ``uniform`` inputs drawn uniformly from the cube."""
     return np.unique(np.concatenate([surface_points(margin), uniform_points(uniform, seed)]), axis=0)
@@ -221,7 +246,10 @@ def card_section(check: PolicyCheck, picture: str | None = None) -> str:
             "surface+uniform": f"{check.n:,} inputs: every input within ±{MARGIN} of the policy's HighLoad decision "
                                "surface plus a uniform sample",
             "disagreements+uniform": f"{check.n:,} inputs: the other precision's disagreements plus a uniform "
-                                     "sample"}.get(check.scope, f"{check.n:,} inputs ({check.scope})")
+                                     "sample",
+            "stratified+disagreements": f"{check.n:,} inputs: a sample spread evenly over the policy's regions "
+                                        "plus the other precision's disagreements",
+            }.get(check.scope, f"{check.n:,} inputs ({check.scope})")
     missed = check.missed_high_inputs()
     listing = ", ".join(f"`cpu {c} mem {m} disk {d}`" for c, m, d in missed[:20])
     more = f" … and {len(missed) - 20:,} more" if len(missed) > 20 else ""

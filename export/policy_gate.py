@@ -26,6 +26,8 @@ from perfwatch.export.evaluate import (
     gate_points,
     measure_rate,
     precisions_of,
+    read_disagreements,
+    stratified_points,
     uniform_points,
     write_outputs,
 )
@@ -45,13 +47,19 @@ class MissedHighLoad(RuntimeError):
 
 
 def check_bundle(bundle: Path, precision: Precision, exhaustive: bool, uniform_sample: int = 20_000,
-                 seed: int = 0, extra: np.ndarray | None = None) -> PolicyCheck:
+                 seed: int = 0, extra: np.ndarray | None = None, stratified: int | None = None) -> PolicyCheck:
     """The whole cube (exhaustive); else the HighLoad decision surface ±3 plus a uniform sample, or, when
     ``extra`` inputs are given (another precision's disagreements), those plus the uniform sample.
     Written into the bundle: ``policy-check/`` (summary, every disagreeing input, picture), the
     manifest's ``metrics.policy_check`` and the model card."""
     if exhaustive:
         check = evaluate_points(bundle, cube_points(), precision, "cube")
+    elif stratified is not None:
+        # The other precision's recorded disagreements (e.g. int8's whole-cube check) plus the sample.
+        other = "fp32" if precision == "int8" else "int8"
+        known = read_disagreements(bundle / CHECK_DIR / f"policy-check-{other}-disagreements.csv")
+        pts = np.unique(np.concatenate([stratified_points(stratified, seed), known]), axis=0)
+        check = evaluate_points(bundle, pts, precision, "stratified+disagreements")
     elif extra is not None:
         pts = np.unique(np.concatenate([uniform_points(uniform_sample, seed), extra.astype(np.int16)]), axis=0)
         check = evaluate_points(bundle, pts, precision, "disagreements+uniform")

@@ -92,12 +92,15 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--precision", choices=["int8", "fp32"], default="int8", help="which model file (default: int8)")
     p.add_argument("--sample", type=size, default=20_000, metavar="N",
                    help="uniform inputs added to the surface when not exhaustive (default: 20000)")
+    p.add_argument("--stratified", type=size, default=None, metavar="N",
+                   help="instead: N inputs spread evenly over the policy's regions, plus every input the other "
+                        "precision's last check disagreed on (e.g. --precision fp32 after an int8 --exhaustive)")
 
     def run(a: argparse.Namespace) -> int:
         from perfwatch.export.evaluate import format_check
         from perfwatch.export.policy_gate import check_bundle
 
-        check = check_bundle(a.bundle, a.precision, a.exhaustive, a.sample)
+        check = check_bundle(a.bundle, a.precision, a.exhaustive, a.sample, stratified=a.stratified)
         for line in format_check(check):
             console.print(line)
         console.print(f"every disagreeing input and a picture → {a.bundle / 'policy-check'}; manifest and "

@@ -84,3 +84,20 @@ def test_export_refuses_a_bundle_that_misses_highload_unless_overridden(tmp_path
     assert res.returncode == 1, res.stderr[-2000:]
     summary = json.loads((out / "policy-check" / "policy-check-int8.json").read_text())
     assert summary["missed_high"] == len(missed) and summary["scope"] == "surface+uniform"
+
+
+def test_evaluate_stratified_checks_the_other_precisions_disagreements(tiny_bundle: Path, tmp_path: Path) -> None:
+    """fp32 after int8's whole-cube check: a sample spread over every region plus each input int8 got wrong."""
+    import shutil
+
+    from perfwatch.export.evaluate import read_disagreements
+
+    bundle = Path(shutil.copytree(tiny_bundle, tmp_path / "bundle"))
+    int8_wrong = read_disagreements(bundle / "policy-check" / "policy-check-int8-disagreements.csv")
+    out = subprocess.run([sys.executable, "-m", "perfwatch.app.cli", "evaluate", str(bundle), "--precision", "fp32",
+                          "--stratified", "2600"], capture_output=True, text=True, timeout=600)
+    assert out.returncode in (0, 1), out.stderr
+    fp32 = read_manifest(bundle).metrics["policy_check"]["fp32"]
+    assert fp32["scope"] == "stratified+disagreements"
+    assert 2600 <= fp32["n"] <= 2600 + len(int8_wrong)
+    assert all(r["n"] >= 100 for name, r in fp32["by_region"].items() if "all three" not in name), fp32["by_region"]
