@@ -157,10 +157,18 @@ class _Unacked:
 
 
 class AtLeastOnce:
-    def __init__(self, producer: Any, consumer: Any, retries: OutputRetries | None = None) -> None:
+    """Offsets of acknowledged batches are committed at most every ``commit_interval_s`` from the loop,
+    asynchronously (a synchronous commit cost ~14 ms of the loop's thread each, 17 % of it at the loop's
+    ceiling), and synchronously on drain (revoke, shutdown). A crash re-reads at most that much more."""
+
+    def __init__(self, producer: Any, consumer: Any, retries: OutputRetries | None = None,
+                 commit_interval_s: float = 0.0) -> None:
         self.producer = producer
         self.consumer = consumer
         self.retries = retries or OutputRetries()
+        self.commit_interval_s = commit_interval_s
+        self._done: dict[tuple[str, int], int] = {}  # acknowledged, not yet committed
+        self._committed_at = 0.0
         self.commits = 0
         self._unacked: deque[_Unacked] = deque()
         # Set once a dead letter failed for good: from then on nothing is committed on any path (main loop,
@@ -204,7 +212,7 @@ class AtLeastOnce:
     def pending(self) -> int:
         return len(self._unacked)
 
-    def _commit_acked(self) -> list[Batch]:
+    def _commit_acked(self, sync: bool = False) -> list[Batch]:
         """Commit offsets of the leading batches whose records are all acknowledged; stop at a failed one."""
         if self.failed is not None:
             raise DeliveryFailed(self.failed)
@@ -230,10 +238,14 @@ class AtLeastOnce:
             self._unacked.popleft()
             self.retries.committed(u.batch)
             done.update(u.batch.next_offsets)
-        if done:
+        self._done.update(done)
+        due = sync or time.monotonic() - self._committed_at >= self.commit_interval_s
+        if self._done and due:
+            offsets, self._done = self._done, {}
+            self._committed_at = time.monotonic()
             try:
-                self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in done.items()],
-                                     asynchronous=False)
+                self.consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
+                                     asynchronous=not sync and self.commit_interval_s > 0)
                 self.commits += 1
             except KafkaException as exc:
                 # e.g. the partitions were revoked meanwhile: the new owner re-reads them (at-least-once)
@@ -244,18 +256,22 @@ class AtLeastOnce:
 
     def drain(self, timeout: float) -> list[Batch]:
         deadline = time.monotonic() + timeout
-        while self._unacked and self.failed is None and time.monotonic() < deadline:
-            self.producer.poll(0.05)
+        while self.failed is None and time.monotonic() < deadline:
+            if self._unacked:
+                self.producer.poll(0.05)
             try:
-                if redo := self._commit_acked():
+                if redo := self._commit_acked(sync=True):
                     return redo
             except DeliveryFailed:
                 break  # the main loop raises it; a revoke or close only must not commit past it
+            if not self._unacked:
+                break
         return []
 
     def on_lost(self) -> None:
         self._revert()
         self._unacked.clear()
+        self._done = {}  # another member may own them already
 
 
 class ExactlyOnce:

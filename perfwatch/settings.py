@@ -113,9 +113,10 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
         None, description="compacted topic backing the hysteresis state (default: <samples topic>.alert-state)")
     state_expiry_s: float = Field(3600.0, gt=0, description="forget a key's hysteresis window after this many "
                                   "seconds (wall clock) without a sample; a firing key resolves first")
-    checkpoint_ms: int = Field(100, ge=0, le=5000, description="exactly-once: longest a transaction stays open "
-                               "collecting micro-batches (0 = one per batch); the most a read_committed reader "
-                               "waits for it")
+    checkpoint_ms: int = Field(100, ge=0, le=5000, description="how often input offsets are committed: exactly-once, "
+                               "the longest a transaction stays open collecting micro-batches (the most a "
+                               "read_committed reader waits); at-least-once, between asynchronous commits of "
+                               "acknowledged batches (0 = every batch, synchronously)")
     checkpoint_inputs: int = Field(10_000, ge=1, description="exactly-once: most inputs in one transaction")
     response_cache: bool = Field(True, description="reuse the model's answer for an input seen before (a 13 MB table "
                                  "over all 1,030,301 inputs)")

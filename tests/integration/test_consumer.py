@@ -117,6 +117,33 @@ def test_verdicts_equal_offline_predictions(kafka: Broker, topic_factory, group_
         assert max(abs(v["scores"][lab] - float(p)) for lab, p in zip(offline.labels, probs, strict=True)) < 1e-5
 
 
+def test_repeated_inputs_run_the_model_once_and_get_the_models_verdicts(kafka: Broker, topic_factory, group_factory,
+                                                                        tiny_bundle: Path) -> None:
+    """600 samples over 60 distinct model inputs (their fractions differ): the response cache runs the model
+    on each input once, and every verdict is still the one the bundle gives that input alone (fp32)."""
+    topics = make_topics(topic_factory)
+    rng = np.random.default_rng(3)
+    whole = [tuple(int(x) for x in rng.integers(0, 100, 3)) for _ in range(60)]
+    metrics = [tuple(float(v) + float(rng.uniform(0, 0.99)) for v in whole[i % 60]) for i in range(600)]
+    produce(kafka.conf, topics.samples, [sample_msg(i, *m) for i, m in enumerate(metrics)])
+    model = BundleModel(tiny_bundle, "fp32")
+    rows: list[int] = []
+    real_run = model.run
+    model.run = lambda enc: rows.append(len(enc)) or real_run(enc)  # type: ignore[method-assign]
+    proc = StreamProcessor(_settings(kafka, topics, tiny_bundle, group_factory(), precision="fp32", batch_size=64),
+                           model=model)
+    run_in_thread(proc, max_idle_s=4).join(120)
+    verdicts = read_json(kafka.conf, topics.predictions)
+    assert len(verdicts) == 600
+    assert sum(rows) <= 60 + 2 * 10  # each input once (two batches in flight may both miss one)
+    assert proc.stats.cache_lookups == 600 and proc.stats.cache_hits == 600 - sum(rows)
+    offline = BundleModel(tiny_bundle, "fp32")
+    for v in verdicts:
+        probs = offline.predict([render(v["cpu_pct"], v["mem_pct"], v["disk_pct"])])[0]
+        assert v["label"] == offline.labels[int(probs.argmax())]
+        assert max(abs(v["scores"][lab] - float(p)) for lab, p in zip(offline.labels, probs, strict=True)) < 1e-5
+
+
 class _SlowFirstPart:
     """The real model, but the first part of every batch split over the workers takes longer, so later
     parts and later batches really finish first."""

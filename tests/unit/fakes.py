@@ -74,9 +74,11 @@ class FakeProducer:
 @dataclass
 class FakeConsumer:
     commits: list[dict[tuple[str, int], int]] = field(default_factory=list)
+    asynchronous: list[bool] = field(default_factory=list)
 
     def commit(self, offsets: Any, asynchronous: bool = True) -> None:
         self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        self.asynchronous.append(asynchronous)
 
     def consumer_group_metadata(self) -> object:
         return object()

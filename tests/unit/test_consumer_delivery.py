@@ -226,3 +226,27 @@ def test_exactly_once_abort_hands_back_every_batch_of_the_transaction_and_their_
     assert d.emit(c, _records("c", start=2), *_changes(store, 2)) == [a, b, c]
     assert store.get(0, "k") is None and p.committed_txns == [] and p.calls[-1] == "abort"
     assert d.emit(a, _records("a"), *_changes(store, 0)) == [] and p.calls[-1] == "begin"  # a fresh one
+
+
+def test_at_least_once_commits_acked_offsets_once_per_interval_async_and_sync_on_drain() -> None:
+    import time
+
+    p, c = FakeProducer(), FakeConsumer()
+    d = AtLeastOnce(p, c, commit_interval_s=0.05)
+    d.emit(_batch(0, 10), _records("a"))
+    d.poll()
+    assert c.commits == [{(T, 0): 10}] and c.asynchronous == [True]  # the first is due at once
+    d.emit(_batch(10, 10), _records("b"))
+    d.emit(_batch(20, 10), _records("c"))
+    d.poll()
+    assert len(c.commits) == 1 and d.pending() == 0  # acknowledged, held until the interval has passed
+    time.sleep(0.06)
+    d.poll()
+    assert c.commits[-1] == {(T, 0): 30} and c.asynchronous[-1] is True
+    d.emit(_batch(30, 10), _records("d"))
+    d.poll()
+    assert d.drain(1.0) == [] and c.commits[-1] == {(T, 0): 40} and c.asynchronous[-1] is False  # revoke, close
+    d.emit(_batch(40, 10), _records("e"))
+    d.poll()
+    d.on_lost()  # lost partitions: the held offsets are never committed
+    assert d.drain(1.0) == [] and c.commits[-1] == {(T, 0): 40}
