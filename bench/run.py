@@ -29,7 +29,20 @@ def machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version()}
 
 
-def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None = None) -> dict[str, Any]:
+def _broker(stack: ExitStack, bootstrap: str | None) -> dict[str, Any]:
+    """The given broker, or a fresh local one for the stack's lifetime."""
+    if bootstrap is None:
+        from perfwatch.bench.harness import local_broker
+
+        st = stack.enter_context(local_broker(1)).load_state()
+        assert st is not None  # noqa: S101
+        bootstrap = st.bootstrap
+    return {"bootstrap.servers": bootstrap}
+
+
+def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None = None,
+        only: str | None = None) -> dict[str, Any]:
+    """Every measurement; ``only="cost"``: the cost-per-host levers alone (with one consumer's peak RSS)."""
     from perfwatch.bench.bundle import ensure_bench_artifacts
     from perfwatch.bench.naive import naive_throughput
     from perfwatch.bench.pipeline import consumer_processes, latency, throughput, warm_up
@@ -42,15 +55,21 @@ def run(shape: str, out: Path, bootstrap: str | None = None, quick: bool | None 
     secs = 2.0 if quick else 15.0  # quick: the tiny shape, a smoke run of every part (CI)
     result: dict[str, Any] = {"shape": shape, "machine": machine(), "bundle": read_manifest(bundle).bundle_id,
                               "batch": BATCH, "when": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    if only == "cost":
+        with ExitStack() as stack:
+            conf = _broker(stack, bootstrap)
+            top = reference(bundle, BATCH, 0.5 if quick else 3.0)["samples_per_s"]
+            n = int(min(5_000 if quick else 30_000, max(2_000, top * secs)))
+            warm_up(conf, bundle, 5.0 if quick else 75.0, top / 2, precision="int8", batch=BATCH)
+            result["cost"] = cost_per_host(conf, bundle, n, quick)
+            result["processes"] = [consumer_processes(conf, bundle, n, 1, precision="int8", batch=BATCH)]
+        result["goals"] = _cost_goals(result, result["processes"][0]["peak_rss_mib"][0])
+        result["seconds"] = round(time.monotonic() - t_start, 1)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2))
+        return result
     with ExitStack() as stack:
-        if bootstrap is None:
-            from perfwatch.bench.harness import local_broker
-
-            kafka = stack.enter_context(local_broker(1))
-            st = kafka.load_state()
-            assert st is not None  # noqa: S101
-            bootstrap = st.bootstrap
-        conf = {"bootstrap.servers": bootstrap}
+        conf = _broker(stack, bootstrap)
         console.print("raw model …")
         result["raw"] = raw_table(bundle, min_seconds=0.5 if quick else 2.0)
         top = best(result["raw"], "int8", BATCH)["samples_per_s"]
@@ -165,7 +184,7 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
     rss = r["processes"][0]["peak_rss_mib"][0]
     naive = r["naive"]["samples_per_s"]
     n = len(r["rounds"])
-    return _cost_goals(r, rss) + [
+    return [
         {"goal": f"pipeline ≥ 0.9 × raw model (int8, batch {r['batch']})", "value": ratio, "met": ratio >= 0.9,
          "figure": f"{ratio:.2f}×, median of {n} alternating round(s) ({alo:.0f} / {ref['samples_per_s']:.0f} "
                    f"samples/s; raw run as {ref['runs']} × {ref['threads']} thread(s), its fastest)"},
@@ -177,7 +196,7 @@ def goals(r: dict[str, Any]) -> list[dict[str, Any]]:
         {"goal": "exactly-once costs ≤ 15 % of at-least-once", "value": eos_cost, "met": eos_cost <= 0.15,
          "figure": f"{eos_cost * 100:.1f} % (median of {n} round(s))"},
         {"goal": "consumer peak RSS ≤ 1 GiB (int8)", "value": rss, "met": rss <= 1024, "figure": f"{rss:.0f} MiB"},
-    ]
+    ] + _cost_goals(r, rss)
 
 
 def _cost_goals(r: dict[str, Any], rss: float) -> list[dict[str, Any]]:
@@ -242,6 +261,12 @@ def markdown(r: dict[str, Any]) -> str:
     from perfwatch.bench.raw import markdown as raw_md
 
     m = r["machine"]
+    if "rounds" not in r:  # --only cost
+        lines = [f"`perfwatch bench --shape {r['shape']} --only cost` on {m['cores']} cores ({m['cpu']}), "
+                 f"{r['when']}, bundle `{r['bundle']}`:", *cost_markdown(r["cost"]), "", "**Goals**", "",
+                 "| goal | figure | met |", "| --- | --- | --- |"]
+        lines += [f"| {g['goal']} | {g['figure']} | {'yes' if g['met'] else 'no'} |" for g in r["goals"]]
+        return "\n".join(lines)
     lines = [f"`perfwatch bench --shape {r['shape']}` on {m['cores']} cores ({m['cpu']}), {r['when']}, "
              f"bundle `{r['bundle']}`, batch {r['batch']}:", "", "**Raw model**", "", raw_md(r["raw"]), "",
              f"**Pipeline vs raw model, alternating** (int8, batch {r['batch']}; the broker warmed up for "

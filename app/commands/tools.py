@@ -36,11 +36,15 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, metavar="PATH", help="JSON results (default: artifacts/bench/SHAPE.json)")
     p.add_argument("--bootstrap-servers", metavar="HOST:PORT",
                    help="use this broker (default: start a fresh local one)")
+    p.add_argument("--only", choices=["cost"], help="cost: only the cost-per-host levers (template, response cache, "
+                                                    "the loop's ceiling)")
 
     def run(a: argparse.Namespace) -> int:
         from perfwatch.bench.run import markdown, run
 
-        result = run(a.shape, a.out or Path(f"artifacts/bench/{a.shape}.json"), a.bootstrap_servers)
+        suffix = f"-{a.only}" if a.only else ""
+        result = run(a.shape, a.out or Path(f"artifacts/bench/{a.shape}{suffix}.json"), a.bootstrap_servers,
+                     only=a.only)
         print(markdown(result))
         console.print(f"bench finished in {result['seconds']:.0f}s")
         return 0

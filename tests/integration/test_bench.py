@@ -43,3 +43,14 @@ def test_bench_tiny_produces_a_sane_table(kafka: Broker, tmp_path: Path) -> None
     assert figures and all(x > 0 for x in figures)
     assert all(p["verdicts"] == p["samples"] for p in r["pipeline"])  # every sample got its verdict
     assert [g["goal"] for g in r["goals"]][0].startswith("pipeline ≥ 0.9 × raw")
+    # Cost per host: each template measured; each cache row answered every sample at about the hit rate it
+    # was built for; the ceiling's samples were all hits.
+    c = r["cost"]
+    assert "**The loop's ceiling**" in res.stdout and "cache hits ≥ 2 × raw model" in res.stdout
+    assert {t["template"] for t in c["templates"]} == {"v1", "v2"}
+    assert all(t["samples_per_s"] > 0 for t in c["templates"])
+    rows = {h["case"]: h for h in c["hit_rates"]}
+    assert all(h["verdicts"] == h["samples"] for h in c["hit_rates"] + c["ceiling"])
+    assert rows["cache off"]["hit_rate"] == 0 and rows["0 %"]["hit_rate"] == 0
+    assert abs(rows["50 %"]["hit_rate"] - 0.5) < 0.05 and abs(rows["90 %"]["hit_rate"] - 0.9) < 0.05
+    assert all(x["hit_rate"] == 1.0 for x in c["ceiling"]) and c["profile"]
