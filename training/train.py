@@ -209,7 +209,10 @@ def train(cfg: TrainSettings) -> CheckpointMeta:
             if timed_out:
                 console.print(f"time budget of {cfg.max_minutes} min reached at step {step}")
                 break
-            if stale >= cfg.patience or best_f1 >= 1.0 and stale >= 1:
+            # A perfect validation score ends an open-ended run; a budgeted one runs its schedule down to a
+            # learning rate of 0 (stopped at 1.0 with the rate at 40 % of its peak, the DistilGPT-2 shape
+            # still missed HighLoad on 12 of the 155,385 inputs near the policy's surface).
+            if stale >= cfg.patience or cfg.max_minutes is None and best_f1 >= 1.0 and stale >= 1:
                 console.print(f"early stop at step {step}: val macro-F1 {best_f1:.4f} (best at step {best_step})")
                 break
     sampler.stop()
