@@ -184,7 +184,7 @@ def train(cfg: TrainSettings) -> CheckpointMeta:
                     g["lr"] = min(g["lr"], lr * left)
             opt.zero_grad(set_to_none=True)
             step += 1
-            row = {"step": step, "loss": float(loss.detach()), "lr": sched.get_last_lr()[0], "grad_norm": grad_norm,
+            row = {"step": step, "loss": float(loss.detach()), "lr": opt.param_groups[0]["lr"], "grad_norm": grad_norm,
                    "elapsed_s": time.monotonic() - t0}
             timed_out = cfg.max_minutes is not None and row["elapsed_s"] > cfg.max_minutes * 60
             if step % cfg.eval_every == 0 or step == cfg.max_steps or timed_out:

@@ -109,3 +109,26 @@ def test_user_labels_auto_and_resume(tmp_path: Path) -> None:
     history = json.loads((tmp_path / "o" / "history.json").read_text())
     assert history[0]["step"] == 1 and history[39]["step"] == 40  # the first run's steps were kept …
     assert 40 < second.metrics["steps"] <= 60  # … and training continued after step 40, not from zero
+
+
+def test_a_time_budget_runs_its_schedule_down_to_a_rate_of_zero(tmp_path: Path) -> None:
+    """--max-minutes: the learning rate decays to about 0 by the end (of the budget, or of max_steps if that
+    comes first), and a perfect validation score does not end the run early: the DistilGPT-2 shape stopped
+    at 1.0 with the rate at 40 % of its peak and missed HighLoad."""
+    from perfwatch.model_settings import FixedTrainSettings
+    from perfwatch.training.train import train
+
+    lines = [f"CPU Load: {c}%, Memory: {10 + k}%, Disk: 10% -> Label: {'Hot' if c >= 50 else 'Cold'}"
+             for k in range(6) for c in range(100)]  # learnt to 1.0 within seconds
+    f = tmp_path / "mine.txt"
+    f.write_text("\n".join(lines))
+    train(FixedTrainSettings(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
+                             data=[f], labels="auto", max_steps=1000, max_minutes=20 / 60, eval_every=10,
+                             patience=1000))
+    history = json.loads((tmp_path / "o" / "history.json").read_text())
+    peak = max(r["lr"] for r in history)
+    evals = [r for r in history if "val_macro_f1" in r]
+    perfect = [i for i, r in enumerate(evals) if r["val_macro_f1"] == 1.0]
+    assert history[-1]["elapsed_s"] >= 20 or history[-1]["step"] == 1000  # ran its whole budget …
+    assert history[-1]["lr"] < 0.05 * peak  # … down to a rate of about 0 (the rate the optimizer used)
+    assert not perfect or len(evals) - perfect[0] >= 2  # a perfect score did not end it
