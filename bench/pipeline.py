@@ -18,10 +18,12 @@ import numpy as np
 from perfwatch.bench.harness import Topics, produce
 from perfwatch.bundle import Precision
 from perfwatch.consumer.processor import StreamProcessor
-from perfwatch.consumer.response_cache import INPUTS, SIDE, texts_of
+from perfwatch.consumer.response_cache import keys_of, texts_of
 from perfwatch.kafkaio import end_offsets, read_topic
+from perfwatch.sample import Sample
 from perfwatch.settings import ConsumerSettings, Guarantee, inference_plan, usable_cores
 from perfwatch.synthetic import generate_runs
+from perfwatch.template import INPUTS, SIDE
 
 
 def payloads(n: int, seed: int = 5) -> list[tuple[bytes, bytes]]:
@@ -59,11 +61,8 @@ def payloads_at_hit_rate(n: int, hit_rate: float, seed: int = 29) -> list[tuple[
 def _prefill(proc: StreamProcessor, items: list[tuple[bytes, bytes]]) -> int:
     """Put the model's answer for every input of ``items`` into the processor's cache (the loop's ceiling:
     every sample a hit). Returns how many distinct inputs that took."""
-    import json
-
     assert proc.cache is not None  # noqa: S101
-    keys = np.unique(np.array([int(np.floor(o["cpu_pct"])) * SIDE * SIDE + int(np.floor(o["mem_pct"])) * SIDE
-                               + int(np.floor(o["disk_pct"])) for o in (json.loads(v) for _, v in items)]))
+    keys = np.unique(keys_of([Sample.model_validate_json(v) for _, v in items]))
     for i in range(0, len(keys), 256):
         chunk = keys[i: i + 256]
         proc.cache.put(chunk, proc.model.predict(texts_of(chunk, proc.model.template_version)))

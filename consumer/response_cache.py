@@ -20,10 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from perfwatch.template import HasMetrics, render
-
-SIDE = 101  # whole percents 0..100
-INPUTS = SIDE**3
+from perfwatch.template import INPUTS, SIDE, HasMetrics, render
 
 
 def keys_of(samples: Sequence[HasMetrics]) -> np.ndarray:

@@ -36,15 +36,15 @@ from perfwatch.labels import (
 )
 from perfwatch.runtime.model import BundleModel
 from perfwatch.settings import inference_plan
-from perfwatch.template import render
+from perfwatch.template import INPUTS, SIDE, render
 
-CUBE_SIZE = 101**3
+CUBE_SIZE = INPUTS
 MARGIN = 3  # "near the decision surface": the policy's label changes within ±3 along one axis
 
 
 def cube_points() -> np.ndarray:
     """All 1,030,301 whole-percent inputs, (cpu, mem, disk), cpu slowest."""
-    v = np.arange(101, dtype=np.int16)
+    v = np.arange(SIDE, dtype=np.int16)
     return np.stack([a.ravel() for a in np.meshgrid(v, v, v, indexing="ij")], axis=1)
 
 

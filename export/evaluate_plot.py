@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 
 from perfwatch.labels import HIGH, LABELS, policy_indices  # noqa: E402
+from perfwatch.template import SIDE  # noqa: E402
 
 if TYPE_CHECKING:
     from perfwatch.export.evaluate import PolicyCheck
@@ -23,7 +24,7 @@ DISK_LEVELS = (10, 69, 72, 84, 86, 89)
 
 
 def plot_disagreements(check: PolicyCheck, path: Path, disk_levels: tuple[int, ...] = DISK_LEVELS) -> None:
-    v = np.arange(101)
+    v = np.arange(SIDE)
     cpu, mem = np.meshgrid(v, v, indexing="ij")
     dis = check.disagreements
     h = LABELS.index(HIGH)

@@ -27,6 +27,12 @@ TEMPLATE_VERSION: Final = "v1"  # what training writes now
 KNOWN_TEMPLATE_VERSIONS: Final = frozenset(_FORMATS)
 
 
+# Whole percents 0..100 per metric: the model can only ever see SIDE³ distinct inputs (the response cache's
+# table and the exhaustive policy check both range over them).
+SIDE: Final = 101
+INPUTS: Final = SIDE**3
+
+
 class HasMetrics(Protocol):
     cpu_pct: float
     mem_pct: float
