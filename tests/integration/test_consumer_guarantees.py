@@ -268,8 +268,10 @@ def test_hung_transactional_call_fails_liveness_and_the_watchdog_exits(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # One transaction per batch (checkpoint_ms 0): 25 of them, so the third call is always reached. With the
+    # default 100 ms checkpoints a fast machine finished all 400 samples in two transactions (CI, stop 24).
     proc = StreamProcessor(_settings(kafka, topics, tiny_bundle, group_factory(), batch_size=16,
-                                     guarantee="exactly-once", metrics_port=port, liveness_s=3),
+                                     guarantee="exactly-once", metrics_port=port, liveness_s=3, checkpoint_ms=0),
                            producer_factory=make_producer)
     t, errors = _run_catching(proc, max_idle_s=6)
     try:
