@@ -73,6 +73,9 @@ class TrainSettings(DataSettings):
                                       description="stop after this much training time (the learning rate "
                                                   "decays to 0 by then)")
     eval_every: int = Field(default=100, ge=1, description="steps between evaluations")
+    eval_sample: int = Field(default=2000, ge=0,
+                             description="validation examples scored at each evaluation while training (0: all); "
+                                         "the final report scores every split whole")
     patience: int = Field(default=6, ge=1, description="evaluations without improvement before stopping")
     threads: int | None = Field(default=None, ge=1, description="torch threads; unset: all cores")
     resume: bool = Field(default=False, description="continue from OUT/state")

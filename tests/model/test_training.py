@@ -132,3 +132,22 @@ def test_a_time_budget_runs_its_schedule_down_to_a_rate_of_zero(tmp_path: Path) 
     assert history[-1]["elapsed_s"] >= 20 or history[-1]["step"] == 1000  # ran its whole budget …
     assert history[-1]["lr"] < 0.05 * peak  # … down to a rate of about 0 (the rate the optimizer used)
     assert not perfect or len(evals) - perfect[0] >= 2  # a perfect score did not end it
+
+
+def test_evaluations_while_training_score_a_fixed_validation_sample(tmp_path: Path) -> None:
+    """--eval-sample: each evaluation during training scores that many validation examples (at the
+    DistilGPT-2 shape the whole split cost a quarter of a 28-minute budget); 0 scores all of them."""
+    from perfwatch.model_settings import FixedTrainSettings
+    from perfwatch.training.train import train
+
+    lines = [f"CPU Load: {c}%, Memory: {10 + k}%, Disk: 10% -> Label: {'Hot' if c >= 50 else 'Cold'}"
+             for k in range(6) for c in range(100)]
+    f = tmp_path / "mine.txt"
+    f.write_text("\n".join(lines))
+    cfg = FixedTrainSettings(out=tmp_path / "o", from_scratch="tiny", synthetic_runs=0, seed_lines=0, coverage=0,
+                             data=[f], labels="auto", max_steps=20, eval_every=10, patience=100, eval_sample=25)
+    train(cfg)
+    sampled = [r["val_n"] for r in json.loads((tmp_path / "o" / "history.json").read_text()) if "val_n" in r]
+    train(cfg.model_copy(update={"eval_sample": 0, "out": tmp_path / "all"}))
+    whole = [r["val_n"] for r in json.loads((tmp_path / "all" / "history.json").read_text()) if "val_n" in r]
+    assert sampled == [25, 25] and len(set(whole)) == 1 and whole[0] > 25
