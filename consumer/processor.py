@@ -302,7 +302,7 @@ class StreamProcessor:
         # Alert state changes are staged per batch; the delivery strategy applies them (exactly-once: only
         # once the batch is committed, so an aborted transaction leaves no trace in them).
         changes = self.state.begin() if self.state is not None else None
-        records, verdicts = route(
+        records, verdict_labels = route(
             batch, probs, self.model.labels, self.model_ref, predictions_topic=self.s.predictions_topic,
             alerts_topic=self.s.alerts_topic, dlq_topic=self.s.dlq_topic, emit_predictions=self.s.emit_predictions,
             hysteresis=self.hysteresis, dlq_max_bytes=min(self.s.max_message_bytes * 4, 1_000_000),
@@ -313,7 +313,7 @@ class StreamProcessor:
             self._rewind(redo)
             return
         self._progress_at = time.monotonic()
-        self._account(batch, records, verdicts)
+        self._account(batch, records, verdict_labels)
 
     def _rewind(self, batches: list[Batch], keep_out: set[tuple[str, int]] | frozenset[tuple[str, int]] = frozenset(),
                 ) -> None:
@@ -346,14 +346,14 @@ class StreamProcessor:
         self._paused = paused
         self.metrics.paused.set(int(paused))
 
-    def _account(self, batch: Batch, records: list[Record], verdicts: list[Any]) -> None:
+    def _account(self, batch: Batch, records: list[Record], verdict_labels: list[str]) -> None:
         self.stats.batches += 1
         self.stats.commits = self.delivery.commits
-        self.stats.verdicts += len(verdicts)
+        self.stats.verdicts += len(verdict_labels)
         self.stats.dlq += len(batch.invalid)
         now_ms = time.time() * 1000
         # One metric update per label and batch: a labelled inc() per verdict was a hot spot of the loop.
-        for label, count in Counter(v.label for v in verdicts).items():
+        for label, count in Counter(verdict_labels).items():
             self.metrics.verdicts.labels(label).inc(count)
             self.stats.labels[label] = self.stats.labels.get(label, 0) + count
         for msg, exc in batch.invalid:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from confluent_kafka import Message
+from pydantic_core import to_json
 
 from perfwatch.consumer.batch import Batch, coords
 from perfwatch.consumer.hysteresis import Hysteresis
 from perfwatch.consumer.state import Changes
 from perfwatch.errors import ContractError
 from perfwatch.labels import ALERT_LABEL
-from perfwatch.verdict import Alert, AlertState, ModelRef, SourceRef, Verdict
+from perfwatch.sample import Sample
+from perfwatch.verdict import Alert, AlertState, ModelRef
 
 Header = tuple[str, str | bytes | None]
 
@@ -49,13 +52,20 @@ def dlq_headers(msg: Message, exc: ContractError, truncated_from: int | None) ->
 def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: ModelRef, *, predictions_topic: str,
           alerts_topic: str, dlq_topic: str, emit_predictions: bool, hysteresis: Hysteresis | None,
           dlq_max_bytes: int, undeliverable: dict[tuple[str, int, int], str] | None = None,
-          changes: Changes | None = None) -> tuple[list[Record], list[Verdict]]:
-    """``undeliverable``: inputs whose output failed every try (with the error): they go to the DLQ.
-    With ``hysteresis``, window and alert state are read and staged in ``changes``."""
+          changes: Changes | None = None) -> tuple[list[Record], list[str]]:
+    """The batch's records and the label of each verdict. ``undeliverable``: inputs whose output failed every
+    try (with the error): they go to the DLQ. With ``hysteresis``, window and alert state are read and staged
+    in ``changes``.
+
+    A verdict is written as the JSON of :class:`perfwatch.verdict.Verdict` (an alert: of ``Alert``) without
+    building the model: its fields come from a validated sample, the model's labels and Kafka's coordinates,
+    so there is nothing to validate, and pydantic's own serializer writes the same bytes from a dict of them
+    (a unit test holds the two equal). Building two pydantic models per verdict was the loop's largest cost."""
     now = datetime.now(UTC)
     records: list[Record] = []
-    verdicts: list[Verdict] = []
+    verdict_labels: list[str] = []
     best = probs.argmax(axis=-1) if len(probs) else np.zeros(0, dtype=int)
+    model_fields = {"id": model.id, "sha256": model.sha256}
 
     def dead_letter(msg: Message, exc: ContractError) -> Record:
         value = msg.value() or b""
@@ -69,20 +79,14 @@ def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: Model
         if undeliverable and (error := undeliverable.get((topic, partition, offset))) is not None:
             records.append(dead_letter(msg, ContractError("undeliverable", f"output not delivered: {error}")))
             continue
-        # Built from a validated sample, the model's labels and Kafka's coordinates: nothing to validate
-        # again (validating two models per verdict was the loop's largest pydantic cost).
-        v = Verdict.model_construct(
-            run_id=s.run_id, host=s.host, ts=s.ts, label=label, confidence=float(row[i]),
-            scores=dict(zip(labels, row.tolist(), strict=True)),
-            cpu_pct=s.cpu_pct, mem_pct=s.mem_pct, disk_pct=s.disk_pct, rps=s.rps, p95_ms=s.p95_ms,
-            error_pct=s.error_pct, model=model,
-            source=SourceRef.model_construct(topic=topic, partition=partition, offset=offset), detected_at=now,
-        )
-        verdicts.append(v)
+        scores = row.tolist()
+        fields = verdict_fields(s, label, scores[int(i)], dict(zip(labels, scores, strict=True)), model_fields,
+                                topic, partition, offset, now)
+        verdict_labels.append(label)
         key = msg.key()
         high = label == ALERT_LABEL
         # Serialized once: without hysteresis an alert is the verdict itself (an Alert with no state).
-        value = v.model_dump_json().encode() if emit_predictions or (high and hysteresis is None) else b""
+        value = to_json(fields) if emit_predictions or (high and hysteresis is None) else b""
         src = (topic, partition, offset)
         if emit_predictions:
             records.append(Record(predictions_topic, key, value, source=src))
@@ -92,13 +96,22 @@ def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: Model
         else:
             assert changes is not None  # noqa: S101 - hysteresis state lives in the batch's changes
 
-            def render(st: AlertState, v: Verdict = v) -> str:
-                return Alert(**v.__dict__, state=st).model_dump_json()
+            def render(st: AlertState, fields: dict[str, Any] = fields) -> str:
+                return to_json({**fields, "state": st}).decode()
 
             if state := hysteresis.observe(changes, partition, offset, s.key, high, now.timestamp(), render):
                 records.append(Record(alerts_topic, key, render(state).encode(), state=state, source=src))
     records.extend(dead_letter(msg, exc) for msg, exc in batch.invalid)
-    return records, verdicts
+    return records, verdict_labels
+
+
+def verdict_fields(s: Sample, label: str, confidence: float, scores: dict[str, float], model: dict[str, str],
+                   topic: str, partition: int, offset: int, detected_at: datetime) -> dict[str, Any]:
+    """A :class:`~perfwatch.verdict.Verdict`'s fields in its declared order, as plain values."""
+    return {"run_id": s.run_id, "host": s.host, "ts": s.ts, "label": label, "confidence": confidence,
+            "scores": scores, "cpu_pct": s.cpu_pct, "mem_pct": s.mem_pct, "disk_pct": s.disk_pct, "rps": s.rps,
+            "p95_ms": s.p95_ms, "error_pct": s.error_pct, "model": model,
+            "source": {"topic": topic, "partition": partition, "offset": offset}, "detected_at": detected_at}
 
 
 def expiry_alerts(changes: Changes, alerts_topic: str) -> list[Record]:

@@ -99,9 +99,9 @@ def test_routing_verdicts_alerts_and_dead_letters() -> None:
     msgs = [_msg(0, _sample(10)), _msg(1, _sample(95)), _msg(2, b"")]
     b = prepare(msgs, model, max_bytes=65536, mem_total_gb=None)  # type: ignore[arg-type]
     assert b.encoded is not None
-    records, verdicts = route(b, model.run(b.encoded), LABELS, MODEL, predictions_topic="p", alerts_topic="a",
-                              dlq_topic="d", emit_predictions=True, hysteresis=None, dlq_max_bytes=100)
-    assert [v.label for v in verdicts] == [LABELS[0], HIGH]
+    records, verdict_labels = route(b, model.run(b.encoded), LABELS, MODEL, predictions_topic="p", alerts_topic="a",
+                                     dlq_topic="d", emit_predictions=True, hysteresis=None, dlq_max_bytes=100)
+    assert verdict_labels == [LABELS[0], HIGH]
     assert [r.topic for r in records] == ["p", "p", "a", "d"]
     dead = dict(records[-1].headers or [])
     assert dead["perfwatch.error.reason"] == b"empty" and dead["perfwatch.source.offset"] == b"2"
