@@ -54,5 +54,7 @@ def test_bench_tiny_produces_a_sane_table(kafka: Broker, tmp_path: Path) -> None
     rows = {h["case"]: h for h in c["hit_rates"]}
     assert all(h["verdicts"] == h["samples"] for h in c["hit_rates"] + c["ceiling"])
     assert rows["cache off"]["hit_rate"] == 0 and rows["0 %"]["hit_rate"] == 0
-    assert abs(rows["50 %"]["hit_rate"] - 0.5) < 0.05 and abs(rows["90 %"]["hit_rate"] - 0.9) < 0.05
+    # A repeat read while its input's first batch is still in inference is a second miss, so the consumer
+    # may measure a little less than the payloads hold (repeats lag REPEAT_LAG samples to keep that small).
+    assert -0.08 < rows["50 %"]["hit_rate"] - 0.5 < 0.03 and -0.08 < rows["90 %"]["hit_rate"] - 0.9 < 0.03
     assert all(x["hit_rate"] == 1.0 for x in c["ceiling"]) and c["profile"]
