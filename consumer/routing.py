@@ -15,8 +15,7 @@ from perfwatch.consumer.hysteresis import Hysteresis
 from perfwatch.consumer.state import Changes
 from perfwatch.errors import ContractError
 from perfwatch.labels import ALERT_LABEL
-from perfwatch.sample import Sample
-from perfwatch.verdict import Alert, AlertState, ModelRef
+from perfwatch.verdict import Alert, AlertState, ModelRef, verdict_fields
 
 Header = tuple[str, str | bytes | None]
 
@@ -103,15 +102,6 @@ def route(batch: Batch, probs: np.ndarray, labels: tuple[str, ...], model: Model
                 records.append(Record(alerts_topic, key, render(state).encode(), state=state, source=src))
     records.extend(dead_letter(msg, exc) for msg, exc in batch.invalid)
     return records, verdict_labels
-
-
-def verdict_fields(s: Sample, label: str, confidence: float, scores: dict[str, float], model: dict[str, str],
-                   topic: str, partition: int, offset: int, detected_at: datetime) -> dict[str, Any]:
-    """A :class:`~perfwatch.verdict.Verdict`'s fields in its declared order, as plain values."""
-    return {"run_id": s.run_id, "host": s.host, "ts": s.ts, "label": label, "confidence": confidence,
-            "scores": scores, "cpu_pct": s.cpu_pct, "mem_pct": s.mem_pct, "disk_pct": s.disk_pct, "rps": s.rps,
-            "p95_ms": s.p95_ms, "error_pct": s.error_pct, "model": model,
-            "source": {"topic": topic, "partition": partition, "offset": offset}, "detected_at": detected_at}
 
 
 def expiry_alerts(changes: Changes, alerts_topic: str) -> list[Record]:

@@ -36,9 +36,8 @@ from perfwatch.labels import (
 )
 from perfwatch.runtime.model import BundleModel
 from perfwatch.settings import inference_plan
-from perfwatch.template import INPUTS, SIDE, render
+from perfwatch.template import SIDE, render
 
-CUBE_SIZE = INPUTS
 MARGIN = 3  # "near the decision surface": the policy's label changes within ±3 along one axis
 
 

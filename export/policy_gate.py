@@ -17,7 +17,6 @@ import numpy as np
 from perfwatch.bundle import CARD, CHECK_DIR, Precision, read_manifest, write_manifest
 from perfwatch.console import console
 from perfwatch.export.evaluate import (
-    CUBE_SIZE,
     PolicyCheck,
     card_section,
     cube_points,
@@ -32,6 +31,7 @@ from perfwatch.export.evaluate import (
     write_outputs,
 )
 from perfwatch.model_settings import Scope
+from perfwatch.template import INPUTS
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def gate(bundle: Path, settings: GateSettings = GateSettings()) -> dict[str, Pol
     exhaustive = settings.scope == "cube"
     if settings.scope == "auto":
         rate = measure_rate(bundle, first)
-        estimate = CUBE_SIZE / rate
+        estimate = INPUTS / rate
         exhaustive = estimate <= settings.max_seconds
         console.print(f"policy check: {rate:,.0f} inputs/s here, the whole cube would take ~{estimate:,.0f} s → "
                       + ("the whole cube" if exhaustive else f"the HighLoad surface ±3 + {settings.uniform_sample:,} "

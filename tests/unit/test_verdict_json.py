@@ -10,9 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from pydantic_core import to_json
 
-from perfwatch.consumer.routing import verdict_fields
 from perfwatch.decoding import decode_sample
-from perfwatch.verdict import Alert, ModelRef, Verdict
+from perfwatch.verdict import Alert, ModelRef, Verdict, verdict_fields
 
 MODEL = ModelRef(id="bundle-x", sha256="ab" * 32)
 SAMPLES = [
