@@ -50,15 +50,14 @@ def payloads_at_hit_rate(n: int, hit_rate: float, seed: int = 29) -> list[tuple[
     rng = np.random.default_rng(seed)
     fresh = rng.permutation(INPUTS)
     p = min(1.0, hit_rate * n / max(1, n - REPEAT_LAG))
-    seen: list[int] = []
+    new = 0  # distinct triples sent so far
     sent: list[int] = []
     out = []
     for s in generate_runs(n // 300 + 1, seed, "bench", hosts=5, samples_per_host=60):
         if len(sent) >= REPEAT_LAG and rng.random() < p:
             k = sent[int(rng.integers(len(sent) - REPEAT_LAG + 1))]
         else:
-            k = int(fresh[len(seen)])
-            seen.append(k)
+            k, new = int(fresh[new]), new + 1
         sent.append(k)
         whole = (k // (SIDE * SIDE), k // SIDE % SIDE, k % SIDE)
         cpu, mem, disk = (float(v) if v == 100 else v + float(rng.random()) * 0.99 for v in whole)
