@@ -32,6 +32,7 @@ from perfwatch.consumer import changelog
 from perfwatch.consumer.batch import Batch, coords, prepare
 from perfwatch.consumer.clients import TRANSACTION_TIMEOUT_MS, consumer_config, producer_config
 from perfwatch.consumer.delivery import AtLeastOnce, Delivery, DeliveryFailed, ExactlyOnce, OutputRetries
+from perfwatch.consumer.heap import steady_heap
 from perfwatch.consumer.hysteresis import Hysteresis
 from perfwatch.consumer.inference import InferencePool
 from perfwatch.consumer.metrics import Metrics
@@ -175,6 +176,10 @@ class StreamProcessor:
         self.consumer.subscribe([self.s.samples_topic], on_assign=self._on_assign, on_revoke=self._on_revoke,
                                  on_lost=self._on_lost)
         self._idle_since = time.monotonic()
+        with steady_heap(self.s.gc_gen0):
+            return self._loop(max_idle_s)
+
+    def _loop(self, max_idle_s: float | None) -> Stats:
         try:
             while not self.stop_event.is_set():
                 self._loop_at = time.monotonic()
