@@ -22,6 +22,13 @@ def _matches(bundle: Path, shape: str) -> bool:
     return (m.shape.get("n_layer"), m.shape.get("n_embd")) == SHAPE_DIMS[shape]
 
 
+def shape_of(bundle: Path) -> str | None:
+    """The bench shape a bundle has (by layers and width), or None."""
+    m = read_manifest(bundle)
+    dims = (m.shape.get("n_layer"), m.shape.get("n_embd"))
+    return next((name for name, d in SHAPE_DIMS.items() if d == dims), None)
+
+
 def ensure_bench_bundle(shape: str, workdir: Path = Path("artifacts/bench")) -> Path:
     return ensure_bench_artifacts(shape, workdir)[0]
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from perfwatch.bench.harness import Topics, produce
 from perfwatch.bundle import Precision
+from perfwatch.consumer.batch import coords
 from perfwatch.consumer.processor import StreamProcessor
 from perfwatch.consumer.response_cache import keys_of, texts_of
 from perfwatch.kafkaio import end_offsets, read_topic
@@ -158,6 +159,52 @@ def throughput(conf: dict[str, Any], bundle: Path, n: int, *, guarantee: Guarant
             "checkpoint_ms": s.checkpoint_ms, "profile": top,
             # share of the workers' time spent in ORT: 1.0 = inference never waited for Kafka or Python
             "inference_share": proc.stats.inference_s / (span * workers) if span > 0 else 0.0}
+
+
+def kafka_only(conf: dict[str, Any], n: int, *, items: list[tuple[bytes, bytes]], batch: int,
+               partitions: int = 3, checkpoint_ms: int = 100, record_bytes: int = 560) -> dict[str, Any]:
+    """What the client and broker alone allow on this machine: the consumer's own Kafka clients
+    (``consumer_config`` / ``producer_config``) consume the same samples in batches and produce one
+    verdict-sized record per sample, committing every ``checkpoint_ms`` — no decoding, model, routing or
+    delivery tracking. An upper bound for the loop's ceiling (it commits without waiting for acks),
+    measured the same way (verdicts' append times)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from perfwatch.consumer.clients import consumer_config, producer_config
+
+    topics = Topics.fresh(conf, partitions, prefix="bench", broker_time=True)
+    produce(conf, topics.samples, items[:n])
+    s = ConsumerSettings(bootstrap_servers=conf["bootstrap.servers"], bundle=Path("."), batch_size=batch,
+                         group_id=f"bench-{uuid.uuid4().hex[:6]}", **topics.settings())
+    c = Consumer(consumer_config(s, lambda e: None))
+    p = Producer(producer_config(s, lambda e: None))
+    value = b'{"pad": "' + b"x" * (record_bytes - 11) + b'"}'  # about a verdict's size, valid JSON
+    c.subscribe([topics.samples])
+    seen, commits, last_commit, idle_since = 0, 0, time.monotonic(), time.monotonic()
+    position: dict[int, int] = {}
+    while seen < n and time.monotonic() - idle_since < 10:
+        msgs = c.consume(batch, 0.05)
+        for m in msgs:
+            if m.error() is None:
+                p.produce(topics.predictions, value, key=m.key())
+                _, part, off = coords(m)
+                position[part] = off + 1
+                seen += 1
+        if msgs:
+            idle_since = time.monotonic()
+        p.poll(0)
+        if position and (time.monotonic() - last_commit) * 1000 >= checkpoint_ms:
+            c.commit(offsets=[TopicPartition(topics.samples, k, v) for k, v in position.items()], asynchronous=True)
+            commits, last_commit = commits + 1, time.monotonic()
+    p.flush(30)
+    if position:  # the final commit, as a loop's shutdown makes
+        c.commit(offsets=[TopicPartition(topics.samples, k, v) for k, v in position.items()], asynchronous=False)
+        commits += 1
+    c.close()
+    times = sorted(ts for ts, _ in _append_times(conf, topics.predictions))
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    return {"samples": n, "verdicts": len(times), "commits": commits, "batch": batch,
+            "samples_per_s": (len(times) - 1) / span if span > 0 else 0.0}
 
 
 def latency(conf: dict[str, Any], bundle: Path, rate: float, seconds: float, *, precision: Precision, batch: int,

@@ -38,13 +38,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
                    help="use this broker (default: start a fresh local one)")
     p.add_argument("--only", choices=["cost"], help="cost: only the cost-per-host levers (template, response cache, "
                                                     "the loop's ceiling)")
+    p.add_argument("--template-bundle", type=Path, action="append", default=[], metavar="PATH",
+                   help="a trained bundle of another text template, measured in the template rows with its "
+                        "accuracy (repeatable; default: one of the shape trained 80 steps, for its speed only)")
 
     def run(a: argparse.Namespace) -> int:
         from perfwatch.bench.run import markdown, run
 
         suffix = f"-{a.only}" if a.only else ""
         result = run(a.shape, a.out or Path(f"artifacts/bench/{a.shape}{suffix}.json"), a.bootstrap_servers,
-                     only=a.only)
+                     only=a.only, template_bundles=a.template_bundle)
         print(markdown(result))
         console.print(f"bench finished in {result['seconds']:.0f}s")
         return 0

@@ -58,3 +58,5 @@ def test_bench_tiny_produces_a_sane_table(kafka: Broker, tmp_path: Path) -> None
     # may measure a little less than the payloads hold (repeats lag REPEAT_LAG samples to keep that small).
     assert -0.08 < rows["50 %"]["hit_rate"] - 0.5 < 0.03 and -0.08 < rows["90 %"]["hit_rate"] - 0.9 < 0.03
     assert all(x["hit_rate"] == 1.0 for x in c["ceiling"]) and c["profile"]
+    # the reference under the ceiling: the same clients with nothing else to do answered every sample
+    assert c["kafka_only"]["verdicts"] == c["kafka_only"]["samples"] and c["kafka_only"]["commits"] > 0
