@@ -8,8 +8,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import ThreadingWSGIServer
+from prometheus_client.utils import floatToGoString
 
 Health = Callable[[], tuple[bool, str]]
 
@@ -17,6 +20,43 @@ Health = Callable[[], tuple[bool, str]]
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass
+
+
+class BatchHistogram:
+    """A histogram observed a batch at a time: one numpy pass per batch instead of a Python ``observe`` per
+    value (a per-sample observe was 4 % of the loop at its ceiling). Exposed as prometheus_client's custom
+    collector, with the series a ``Histogram`` of the same name and buckets has (``_bucket{le}``, ``_count``,
+    ``_sum``)."""
+
+    def __init__(self, name: str, documentation: str, buckets: tuple[float, ...], registry: CollectorRegistry) -> None:
+        self.name, self.documentation = name, documentation
+        self._bounds = np.array([*buckets, float("inf")])
+        self._counts = np.zeros(len(self._bounds), dtype=np.int64)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe_many(self, values: np.ndarray) -> None:
+        if not len(values):
+            return
+        # a value v falls in the first bucket whose upper bound is >= v (Prometheus' "le")
+        counts = np.bincount(np.searchsorted(self._bounds, values, side="left"), minlength=len(self._bounds))
+        with self._lock:
+            self._counts += counts
+            self._sum += float(values.sum())
+
+    def describe(self) -> list[HistogramMetricFamily]:
+        return [HistogramMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> list[HistogramMetricFamily]:
+        with self._lock:
+            cumulative, total = np.cumsum(self._counts).tolist(), self._sum
+        return [HistogramMetricFamily(self.name, self.documentation, sum_value=total,
+                                      buckets=[(floatToGoString(b), c) for b, c in zip(self._bounds.tolist(),
+                                                                                        cumulative, strict=True)])]
+
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 @dataclass
@@ -33,8 +73,8 @@ class Metrics:
                                     buckets=(1, 4, 16, 32, 64, 128, 256, 512, 1024))
         self.inference = Histogram("perfwatch_inference_seconds", "ONNX Runtime time per batch", registry=r,
                                    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-        self.latency = Histogram("perfwatch_end_to_end_seconds", "sample timestamp → verdict produced", registry=r,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.latency = BatchHistogram("perfwatch_end_to_end_seconds", "sample timestamp → verdict produced",
+                                      LATENCY_BUCKETS, r)
         self.lag = Gauge("perfwatch_consumer_lag", "messages behind the end of each partition", ["partition"],
                          registry=r)
         self.undeliverable = Counter("perfwatch_undeliverable_total",
