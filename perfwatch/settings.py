@@ -120,7 +120,8 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
     checkpoint_inputs: int = Field(10_000, ge=1, description="exactly-once: most inputs in one transaction")
     response_cache: bool = Field(True, description="reuse the model's answer for an input seen before (a 13 MB table "
                                  "over all 1,030,301 inputs)")
-    max_pending_batches: int = Field(4, ge=1, description="pause partitions when more batches await acks")
+    max_pending_batches: int = Field(16, ge=1, description="pause partitions when more batches await acks (a pause "
+                                     "drops what the client already fetched for them: too low a bound throttles)")
     gc_gen0: int = Field(10_000, ge=0, description="while the loop runs: Python's startup heap frozen and a young "
                          "garbage collection every N allocations (0 = Python's defaults)")
     output_attempts: int = Field(3, ge=1, le=20,
