@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 from perfwatch.checkpoint_meta import CheckpointMeta
+from perfwatch.model_settings import TrainSettings
 from perfwatch.template import render
+
+# Settings that do not change what is learned: where it goes, resuming, threads, tracking.
+_NOT_LEARNED = {"out", "resume", "threads", "report_to", "base_model", "from_scratch"}
+
+
+def reproduce_command(cfg: dict[str, Any]) -> str:
+    """The `perfwatch train` command that trains this model again: its source, seed and step budget, and
+    every other setting that changes what is learned where it differs from the default."""
+    parts = ["perfwatch train", f"--from-scratch {cfg['from_scratch']}" if cfg.get("from_scratch")
+             else f"--base-model {shlex.quote(str(cfg['base_model']))}"]
+    for name, field in TrainSettings.model_fields.items():
+        if name in _NOT_LEARNED or name not in cfg:
+            continue
+        value, flag = cfg[name], "--" + name.replace("_", "-")
+        if name == "data":
+            parts += [f"--data {shlex.quote(str(p))}" for p in value]
+        elif name in ("seed", "max_steps") or (value is not None and value != field.default):
+            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {shlex.quote(str(value))}")
+    return " ".join(parts)
 
 
 def write_card(path: Path, meta: CheckpointMeta) -> None:
@@ -25,14 +46,7 @@ def write_card(path: Path, meta: CheckpointMeta) -> None:
         f"| {lab} | {v['precision']:.4f} | {v['recall']:.4f} | {v['support']} |"
         for lab, v in m["slices"]["test"]["per_class"].items()
     )
-    cfg = meta.config
-    how = (f"perfwatch train --from-scratch {cfg['from_scratch']}" if cfg["from_scratch"]
-           else f"perfwatch train --base-model {cfg['base_model']}")
-    how += f" --seed {cfg['seed']} --max-steps {cfg['max_steps']}"
-    if cfg.get("coverage") is not None:
-        how += f" --coverage {cfg['coverage']}"
-    if cfg.get("max_minutes"):
-        how += f" --max-minutes {cfg['max_minutes']:g}"
+    how = reproduce_command(meta.config)
     shape = meta.shape
     path.write_text(f"""# perfwatch load classifier
 

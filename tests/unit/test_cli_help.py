@@ -199,3 +199,17 @@ def test_documented_invocations_still_parse(command: str) -> None:
     assert any(documented), f"no `perfwatch {command} …` with arguments found in README.md or docs/"
     for argv in documented:
         build_parser().parse_args([command, *argv])  # argparse exits 2 on an unknown or renamed flag
+
+
+def test_a_model_cards_reproduce_line_parses_back_to_the_settings_it_was_trained_with(
+        no_model_env: pytest.MonkeyPatch) -> None:
+    from perfwatch.training.card import reproduce_command
+
+    trained = TrainSettings(from_scratch="distilgpt2", template="v2", coverage=60_000, max_minutes=27.5, lr=3e-4,
+                            data=(Path("my runs/a.csv"), Path("b.jsonl")), labels="Idle,Busy", seed_lines=0,
+                            eval_sample=0, out=Path("elsewhere"), threads=1)
+    line = reproduce_command(trained.model_dump(mode="json"))
+    assert line.startswith("perfwatch train --from-scratch distilgpt2") and "--template v2" in line
+    again = settings_from_args(TrainSettings, _parsed(*shlex.split(line)[1:]))
+    learned = set(TrainSettings.model_fields) - {"out", "threads", "resume", "report_to"}
+    assert again.model_dump(include=learned) == trained.model_dump(include=learned)
