@@ -14,19 +14,23 @@ from perfwatch.template import render
 _NOT_LEARNED = {"out", "resume", "threads", "report_to", "base_model", "from_scratch"}
 
 
-def reproduce_command(cfg: dict[str, Any]) -> str:
-    """The `perfwatch train` command that trains this model again: its source, seed and step budget, and
-    every other setting that changes what is learned where it differs from the default."""
-    parts = ["perfwatch train", f"--from-scratch {cfg['from_scratch']}" if cfg.get("from_scratch")
-             else f"--base-model {shlex.quote(str(cfg['base_model']))}"]
-    for name, field in TrainSettings.model_fields.items():
+def reproduce_command(cfg: dict[str, Any], lr: float | None = None) -> str:
+    """The `perfwatch train` command that trains this model again: its source and every setting that changes
+    what is learned, defaults included (a later default must not change what the line trains), with the
+    learning rate actually used (``lr``) where the config left it to the shape. ``--flag=value`` keeps a
+    value that starts with "-" a value; floats print in full (repr round-trips)."""
+    parts = ["perfwatch train", f"--from-scratch={cfg['from_scratch']}" if cfg.get("from_scratch")
+             else f"--base-model={shlex.quote(str(cfg['base_model']))}"]
+    for name in TrainSettings.model_fields:
         if name in _NOT_LEARNED or name not in cfg:
             continue
         value, flag = cfg[name], "--" + name.replace("_", "-")
+        if name == "lr" and value is None:
+            value = lr
         if name == "data":
-            parts += [f"--data {shlex.quote(str(p))}" for p in value]
-        elif name in ("seed", "max_steps") or (value is not None and value != field.default):
-            parts.append(f"{flag} {value:g}" if isinstance(value, float) else f"{flag} {shlex.quote(str(value))}")
+            parts += [f"--data={shlex.quote(str(p))}" for p in value]
+        elif value is not None:
+            parts.append(f"{flag}={value!r}" if isinstance(value, float) else f"{flag}={shlex.quote(str(value))}")
     return " ".join(parts)
 
 
@@ -46,7 +50,7 @@ def write_card(path: Path, meta: CheckpointMeta) -> None:
         f"| {lab} | {v['precision']:.4f} | {v['recall']:.4f} | {v['support']} |"
         for lab, v in m["slices"]["test"]["per_class"].items()
     )
-    how = reproduce_command(meta.config)
+    how = reproduce_command(meta.config, meta.lr)
     shape = meta.shape
     path.write_text(f"""# perfwatch load classifier
 

@@ -205,11 +205,18 @@ def test_a_model_cards_reproduce_line_parses_back_to_the_settings_it_was_trained
         no_model_env: pytest.MonkeyPatch) -> None:
     from perfwatch.training.card import reproduce_command
 
-    trained = TrainSettings(from_scratch="distilgpt2", template="v2", coverage=60_000, max_minutes=27.5, lr=3e-4,
-                            data=(Path("my runs/a.csv"), Path("b.jsonl")), labels="Idle,Busy", seed_lines=0,
-                            eval_sample=0, out=Path("elsewhere"), threads=1)
+    trained = TrainSettings(from_scratch="distilgpt2", template="v2", coverage=60_000, max_minutes=12.3456789,
+                            lr=1.2345678e-4, data=(Path("my runs/a.csv"), Path("b.jsonl")), labels="Idle,Busy",
+                            seed_lines=0, eval_sample=0, out=Path("elsewhere"), threads=1)
     line = reproduce_command(trained.model_dump(mode="json"))
-    assert line.startswith("perfwatch train --from-scratch distilgpt2") and "--template v2" in line
-    again = settings_from_args(TrainSettings, _parsed(*shlex.split(line)[1:]))
+    assert line.startswith("perfwatch train --from-scratch=distilgpt2") and "--template=v2" in line
     learned = set(TrainSettings.model_fields) - {"out", "threads", "resume", "report_to"}
-    assert again.model_dump(include=learned) == trained.model_dump(include=learned)
+
+    def parsed(line: str) -> TrainSettings:
+        return settings_from_args(TrainSettings, _parsed(*shlex.split(line)[1:]))
+
+    assert parsed(line).model_dump(include=learned) == trained.model_dump(include=learned)
+    # Defaults are written out too (a later default must not change what the line trains), and a learning
+    # rate left to the shape is written as the one used.
+    by_shape = reproduce_command(TrainSettings(from_scratch="tiny").model_dump(mode="json"), lr=3e-3)
+    assert "--template=v1" in by_shape and parsed(by_shape).lr == 3e-3
