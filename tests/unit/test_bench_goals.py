@@ -9,13 +9,14 @@ import pytest
 
 from perfwatch.app.cli import main
 from perfwatch.bench.run import _cost_goals, template_bundles_by_version
+from perfwatch.bundle import read_manifest
 from perfwatch.errors import BundleError
 
 SLICES_OK = {"test": 1.0, "boundary": 0.999, "seed-text": 1.0, "coverage": 0.998}
 
 
-def _result(v2_rate: float, v2_slices: dict[str, float]) -> dict[str, Any]:
-    templates = [{"template": "v1", "bundle": "b1", "samples_per_s": 300.0, "slices": SLICES_OK},
+def _result(v2_rate: float, v2_slices: dict[str, float], v1_slices: dict[str, float] = SLICES_OK) -> dict[str, Any]:
+    templates = [{"template": "v1", "bundle": "b1", "samples_per_s": 300.0, "slices": v1_slices},
                  {"template": "v2", "bundle": "b2", "samples_per_s": v2_rate, "slices": v2_slices}]
     hits = [{"case": c, "samples_per_s": r, "hit_rate": h} for c, r, h in
             (("cache off", 290.0, 0.0), ("0 %", 295.0, 0.0), ("50 %", 700.0, 0.5), ("90 %", 2500.0, 0.9))]
@@ -33,6 +34,7 @@ def test_a_faster_template_meets_the_goal_only_at_equal_accuracy() -> None:
     short_trained = _template_goal(_result(660.0, {**SLICES_OK, "boundary": 0.93}))
     assert not short_trained["met"] and "no" in short_trained["figure"]
     assert not _template_goal(_result(590.0, SLICES_OK))["met"]  # 1.97×
+    assert not _template_goal(_result(660.0, SLICES_OK, v1_slices={**SLICES_OK, "test": 0.99}))["met"]
 
 
 def test_the_ceiling_goal_names_what_the_kafka_clients_alone_reach() -> None:
@@ -41,13 +43,18 @@ def test_the_ceiling_goal_names_what_the_kafka_clients_alone_reach() -> None:
 
 
 def test_a_template_bundle_must_be_a_bundle_of_the_benchs_shape(tiny_bundle: Path, tmp_path: Path) -> None:
-    assert template_bundles_by_version([tiny_bundle], "tiny") == {"v1": tiny_bundle}
+    version = read_manifest(tiny_bundle).template_version
+    assert template_bundles_by_version([tiny_bundle], "tiny") == {version: tiny_bundle}
     with pytest.raises(BundleError, match="shape tiny, not distilgpt2"):
         template_bundles_by_version([tiny_bundle], "distilgpt2")
 
 
 def test_the_cli_refuses_a_template_bundle_that_is_not_one_before_training_anything(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_training(*_: Any) -> None:
+        raise AssertionError("the bench went on to train a bundle")
+
+    monkeypatch.setattr("perfwatch.bench.bundle.ensure_bench_artifacts", no_training)
     code = main(["bench", "--shape", "tiny", "--only", "cost", "--template-bundle", str(tmp_path / "nothing"),
                  "--out", str(tmp_path / "r.json")])
     assert code != 0 and "no model bundle at" in capsys.readouterr().err
