@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: gc.collect() below may run finalizers
 _users = 0
 _saved: tuple[int, int, int] | None = None
 

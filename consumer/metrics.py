@@ -37,6 +37,7 @@ class BatchHistogram:
         registry.register(self)
 
     def observe_many(self, values: np.ndarray) -> None:
+        values = values[np.isfinite(values)]  # a NaN has no bucket (and would widen the counts)
         if not len(values):
             return
         # a value v falls in the first bucket whose upper bound is >= v (Prometheus' "le")

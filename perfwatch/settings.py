@@ -123,7 +123,7 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
     max_pending_batches: int = Field(16, ge=1, description="pause partitions when more batches await acks (a pause "
                                      "drops what the client already fetched for them: too low a bound throttles)")
     gc_gen0: int = Field(10_000, ge=0, description="while the loop runs: Python's startup heap frozen and a young "
-                         "garbage collection every N allocations (0 = Python's defaults)")
+                         "garbage collection every N allocations (0 = Python's defaults; else at least 700)")
     output_attempts: int = Field(3, ge=1, le=20,
                                  description="tries of an input's output before the input goes to the DLQ")
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus port (off when unset)")
@@ -135,6 +135,14 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
     liveness_s: float = Field(120.0, gt=0, description="/healthz fails when the loop has made no progress for "
                                                        "this long while work waits")
     auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="where a new group starts")
+
+    @field_validator("gc_gen0")
+    @classmethod
+    def _gc_gen0(cls, v: int) -> int:
+        if 0 < v < 700:
+            raise ValueError("0 (Python's defaults) or at least 700 (Python's own threshold): a lower one only "
+                             "collects more often")
+        return v
 
     def state_changelog_topic(self) -> str:
         return self.changelog_topic or f"{self.samples_topic}.alert-state"

@@ -5,7 +5,11 @@ from __future__ import annotations
 import gc
 import weakref
 
+import pytest
+from pydantic import ValidationError
+
 from perfwatch.consumer.heap import steady_heap
+from perfwatch.settings import ConsumerSettings
 
 
 class _Node:
@@ -44,3 +48,9 @@ def test_zero_leaves_the_collector_alone() -> None:
     before = gc.get_threshold()
     with steady_heap(0):
         assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+def test_a_threshold_below_pythons_own_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValidationError, match="at least 700"):
+        ConsumerSettings(gc_gen0=5)
+    assert ConsumerSettings(gc_gen0=0).gc_gen0 == 0
