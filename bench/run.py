@@ -162,19 +162,36 @@ def cost_per_host(conf: dict[str, Any], bundle: Path, n: int, quick: bool,
     k = 10_000 if quick else 300_000
     items = payloads_at_hit_rate(k, 0.99)
     out["ceiling"] = []
-    cases: tuple[tuple[Guarantee, int | None], ...] = (("at-least-once", None), ("exactly-once", 100),
-                                                       ("exactly-once", 0))
-    for guarantee, checkpoint_ms in cases:
-        console.print(f"the loop's ceiling: every sample a cache hit, {guarantee}"
+    # At these rates a run swings ±25 % (the broker's JVM shares the cores): at-least-once and exactly-once
+    # alternate in rounds and the goal takes the median round's ratio; one transaction per batch runs once.
+    rounds = 1 if quick else CEILING_ROUNDS
+    pair: tuple[tuple[Guarantee, int | None], ...] = (("at-least-once", None), ("exactly-once", 100))
+    cases = [(i, g, c) for i in range(rounds) for g, c in pair] + [(rounds - 1, "exactly-once", 0)]
+    for rnd, guarantee, checkpoint_ms in cases:
+        console.print(f"the loop's ceiling (round {rnd + 1}/{rounds}): every sample a cache hit, {guarantee}"
                       + (f" (checkpoint {checkpoint_ms} ms)" if checkpoint_ms is not None else "") + f", {k} samples …")
-        out["ceiling"].append(throughput(conf, bundle, k, items=items, prefill=True, guarantee=guarantee,
-                                         precision="int8", batch=BATCH, checkpoint_ms=checkpoint_ms))
+        out["ceiling"].append({"round": rnd, **throughput(conf, bundle, k, items=items, prefill=True,
+                                                          guarantee=guarantee, precision="int8", batch=BATCH,
+                                                          checkpoint_ms=checkpoint_ms)})
     console.print(f"the Kafka clients alone (consume, produce, commit; no decoding, model or routing), {k} samples …")
     out["kafka_only"] = kafka_only(conf, k, items=items, batch=BATCH)
     console.print("the loop's ceiling under cProfile …")
     out["profile"] = throughput(conf, bundle, k // 4, items=items[: k // 4], prefill=True, profile=True,
                                 **run)["profile"]  # type: ignore[arg-type]
     return out
+
+
+CEILING_ROUNDS = 3
+
+
+def ceiling_rounds(c: dict[str, Any]) -> list[tuple[float, float]]:
+    """(at-least-once, exactly-once at a 100 ms checkpoint) samples/s of each round of the ceiling."""
+    def rate(rnd: int, guarantee: str, checkpoint_ms: int) -> float:
+        return float(next(x["samples_per_s"] for x in c["ceiling"] if x["round"] == rnd and x["guarantee"] == guarantee
+                          and (guarantee == "at-least-once" or x["checkpoint_ms"] == checkpoint_ms)))
+
+    return [(rate(r, "at-least-once", 0), rate(r, "exactly-once", 100))
+            for r in sorted({x["round"] for x in c["ceiling"]})]
 
 
 def _ratio(rnd: dict[str, Any]) -> float:
@@ -236,7 +253,10 @@ def _cost_goals(r: dict[str, Any], rss: float) -> list[dict[str, Any]]:
     hits = {h["case"]: h for h in c["hit_rates"]}
     raw = own["samples_per_s"]
     at0, at50 = hits["0 %"]["samples_per_s"] / raw, hits["50 %"]["samples_per_s"] / raw
-    alo, eos = c["ceiling"][0]["samples_per_s"], c["ceiling"][1]["samples_per_s"]
+    pairs = sorted(ceiling_rounds(c), key=lambda p: p[1] / p[0])
+    alo, eos = pairs[len(pairs) // 2]  # the median round by exactly-once / at-least-once
+    per_batch = next(x["samples_per_s"] for x in c["ceiling"] if x["checkpoint_ms"] == 0)
+    n_rounds = len(pairs)
     table = table_bytes(3) / 2**20
     full = rss + table
     return [
@@ -250,11 +270,12 @@ def _cost_goals(r: dict[str, Any], rss: float) -> list[dict[str, Any]]:
          "figure": f"{at50:.2f}× ({hits['50 %']['samples_per_s']:.0f} / {raw:.0f}; measured hit rate "
                    f"{hits['50 %']['hit_rate'] * 100:.0f} %)"},
         {"goal": "loop ceiling (every sample a hit) ≥ 20,000 samples/s", "value": alo, "met": alo >= 20_000,
-         "figure": f"{alo:,.0f} samples/s at-least-once; the Kafka clients alone "
+         "figure": f"{alo:,.0f} samples/s at-least-once (median round of {n_rounds}); the Kafka clients alone "
                    f"{c['kafka_only']['samples_per_s']:,.0f}"},
         {"goal": "exactly-once ≥ 0.85 × at-least-once at the ceiling", "value": eos / alo, "met": eos / alo >= 0.85,
-         "figure": f"{eos / alo:.2f}× ({eos:,.0f} with a 100 ms checkpoint; one transaction per batch: "
-                   f"{c['ceiling'][2]['samples_per_s']:,.0f})"},
+         "figure": f"{eos / alo:.2f}×, median of {n_rounds} alternating round(s) ({eos:,.0f} / {alo:,.0f}; "
+                   f"rounds {', '.join(f'{e / a:.2f}' for a, e in pairs)}; one transaction per batch: "
+                   f"{per_batch:,.0f})"},
         {"goal": "consumer RSS with the cache full ≤ 512 MiB", "value": full, "met": full <= 512,
          "figure": f"{full:.0f} MiB (peak {rss:.0f} MiB + the full table {table:.0f} MiB)"},
     ]
@@ -278,13 +299,13 @@ def cost_markdown(c: dict[str, Any]) -> list[str]:
     for h in c["hit_rates"] + [{"case": "synthetic runs as they come", **c["synthetic"]}]:
         lines.append(f"| {h['case']} | {h['samples']} | {h['hit_rate'] * 100:.1f} % | {h['samples_per_s']:.0f} |")
     lines += ["", "**The loop's ceiling** (every sample a cache hit)", "",
-              "| guarantee | samples/s | commits |", "| --- | --- | --- |"]
+              "| round | guarantee | samples/s | commits |", "| --- | --- | --- | --- |"]
     for x in c["ceiling"]:
         how = "" if x["guarantee"] == "at-least-once" else (
             f", checkpoint {x['checkpoint_ms']} ms" if x["checkpoint_ms"] else ", one transaction per batch")
-        lines.append(f"| {x['guarantee']}{how} | {x['samples_per_s']:,.0f} | {x['commits']} |")
+        lines.append(f"| {x['round'] + 1} | {x['guarantee']}{how} | {x['samples_per_s']:,.0f} | {x['commits']} |")
     k = c["kafka_only"]
-    lines.append(f"| the Kafka clients alone (no decoding, model, routing or ack tracking) | "
+    lines.append(f"| – | the Kafka clients alone (no decoding, model, routing or ack tracking) | "
                  f"{k['samples_per_s']:,.0f} | {k['commits']} |")
     lines += ["", "Profile of the loop's thread at the ceiling (cProfile, own time):", "",
               "| function | calls | own s | share |", "| --- | --- | --- | --- |"]

@@ -20,7 +20,11 @@ def _result(v2_rate: float, v2_slices: dict[str, float], v1_slices: dict[str, fl
                  {"template": "v2", "bundle": "b2", "samples_per_s": v2_rate, "slices": v2_slices}]
     hits = [{"case": c, "samples_per_s": r, "hit_rate": h} for c, r, h in
             (("cache off", 290.0, 0.0), ("0 %", 295.0, 0.0), ("50 %", 700.0, 0.5), ("90 %", 2500.0, 0.9))]
-    ceiling = [{"samples_per_s": 15_000.0}, {"samples_per_s": 14_000.0}, {"samples_per_s": 7_000.0}]
+    ceiling = [{"round": r, "guarantee": g, "checkpoint_ms": ms, "samples_per_s": v}
+               for r, g, ms, v in ((0, "at-least-once", 100, 15_000.0), (0, "exactly-once", 100, 14_000.0),
+                                   (1, "at-least-once", 100, 20_000.0), (1, "exactly-once", 100, 12_000.0),
+                                   (2, "at-least-once", 100, 16_000.0), (2, "exactly-once", 100, 14_400.0),
+                                   (2, "exactly-once", 0, 7_000.0))]
     return {"bundle": "b1", "cost": {"templates": templates, "hit_rates": hits, "ceiling": ceiling,
                                      "kafka_only": {"samples_per_s": 40_000.0}}}
 
@@ -59,3 +63,11 @@ def test_the_cli_refuses_a_template_bundle_that_is_not_one_before_training_anyth
                  "--out", str(tmp_path / "r.json")])
     assert code != 0 and "no model bundle at" in capsys.readouterr().err
     assert not (tmp_path / "r.json").exists()
+
+
+def test_exactly_once_is_judged_on_the_median_rounds_ratio() -> None:
+    # rounds' exactly-once / at-least-once: 0.93, 0.60, 0.90 → the median round is the third (0.90)
+    goal = next(g for g in _cost_goals(_result(660.0, SLICES_OK), 300.0) if g["goal"].startswith("exactly-once"))
+    assert goal["met"] and abs(goal["value"] - 0.9) < 1e-9 and "0.60" in goal["figure"]
+    ceiling = next(g for g in _cost_goals(_result(660.0, SLICES_OK), 300.0) if g["goal"].startswith("loop ceiling"))
+    assert ceiling["value"] == 16_000.0  # at-least-once of that same round
