@@ -104,11 +104,13 @@ class Delivery(Protocol):
         """Before the first batch (exactly-once: init_transactions)."""
 
     def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
-             changelog: list[Record] | None = None) -> list[Batch]:
+             changelog: list[Record] | None = None, on_commit: Callable[[], None] | None = None) -> list[Batch]:
         """Produce a batch's records and see to its commit, with its state ``changes`` (applied now) and
         their ``changelog`` records. Returns the batches to re-process: none, or, when a transaction
         aborted, every batch it held, this one included; nothing of them is visible and their changes are
-        taken back. The caller rewinds to them."""
+        taken back. The caller rewinds to them. ``on_commit`` (the batch's metrics) runs once the batch
+        counts: at-least-once at once (a re-processed batch is output, and counted, again), exactly-once
+        when its transaction commits (an aborted one counts nothing)."""
 
     def poll(self) -> list[Batch]:
         """Serve delivery reports and commit what is acknowledged. Returns the batches to re-process (a
@@ -179,13 +181,15 @@ class AtLeastOnce:
         pass
 
     def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
-             changelog: list[Record] | None = None) -> list[Batch]:
+             changelog: list[Record] | None = None, on_commit: Callable[[], None] | None = None) -> list[Batch]:
         pending = _Unacked(batch, len(records), changes=changes, changelog=list(changelog or []))
         if changes is not None:
             changes.apply()  # the next batch reads it; a crash before its changelog record re-reads this batch
         self._unacked.append(pending)
         produce_all(self.producer, records, pending.on_delivery)
         self.producer.poll(0)
+        if on_commit is not None:
+            on_commit()
         return []  # a failed record shows in poll()
 
     def _revert(self) -> None:
@@ -299,6 +303,7 @@ class ExactlyOnce:
         self.checkpoint_inputs = checkpoint_inputs
         self.commits = 0
         self._open: list[tuple[Batch, Changes | None]] = []  # the batches of the open transaction, in order
+        self._on_commit: list[Callable[[], None]] = []  # their metrics, counted once the transaction commits
         self._inputs = 0
         self._opened_at = 0.0
         self._failed: list[tuple[Record, KafkaError]] = []  # records of the open transaction that failed
@@ -319,13 +324,15 @@ class ExactlyOnce:
         return done
 
     def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
-             changelog: list[Record] | None = None) -> list[Batch]:
+             changelog: list[Record] | None = None, on_commit: Callable[[], None] | None = None) -> list[Batch]:
         try:
             if not self._open:
                 with self._deadline("begin_transaction", 5):
                     self.producer.begin_transaction()
                 self._opened_at = time.monotonic()
             self._open.append((batch, changes))
+            if on_commit is not None:
+                self._on_commit.append(on_commit)
             self._inputs += batch.span()
             if changes is not None:
                 changes.apply()
@@ -356,7 +363,10 @@ class ExactlyOnce:
         self.commits += 1
         for b, _ in self._open:
             self.retries.committed(b)
+        counted = self._on_commit
         self._close()
+        for count in counted:
+            count()
         return []
 
     def _aborted(self, exc: KafkaException) -> list[Batch]:
@@ -380,7 +390,7 @@ class ExactlyOnce:
                 changes.revert()
 
     def _close(self) -> None:
-        self._open, self._inputs, self._failed = [], 0, []
+        self._open, self._inputs, self._failed, self._on_commit = [], 0, [], []
 
     def _abort(self, attempts: int = 20) -> None:
         """abort_transaction in short calls, serving delivery reports between them: librdkafka cannot finish

@@ -314,11 +314,14 @@ class StreamProcessor:
             undeliverable=self.delivery.retries.give_up(), changes=changes,
         )
         state_records = changelog.records(changes, self.s.state_changelog_topic()) if changes else []
-        if redo := self.delivery.emit(batch, records, changes, state_records):
+
+        def account() -> None:
+            self._account(batch, records, verdict_labels)
+
+        if redo := self.delivery.emit(batch, records, changes, state_records, on_commit=account):
             self._rewind(redo)
             return
         self._progress_at = time.monotonic()
-        self._account(batch, records, verdict_labels)
 
     def _rewind(self, batches: list[Batch], keep_out: set[tuple[str, int]] | frozenset[tuple[str, int]] = frozenset(),
                 ) -> None:
@@ -429,10 +432,12 @@ class StreamProcessor:
         expired = len(changes.expired)
         records = expiry_alerts(changes, self.s.alerts_topic)
         state_records = changelog.records(changes, self.s.state_changelog_topic())
-        if redo := self.delivery.emit(Batch(), records, changes, state_records):
+        def account() -> None:
+            self._account(Batch(), records, [])
+            self.metrics.state_expired.inc(expired)
+
+        if redo := self.delivery.emit(Batch(), records, changes, state_records, on_commit=account):
             self._rewind(redo)  # aborted: nothing changed (the sweep tries again) but the batches with it
             return
-        self._account(Batch(), records, [])
-        self.metrics.state_expired.inc(expired)
         self.metrics.state_keys.set(len(self.state))
         log.info("expired %d idle keys (%d resolved)", expired, len(records))

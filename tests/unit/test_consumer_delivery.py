@@ -250,3 +250,30 @@ def test_at_least_once_commits_acked_offsets_once_per_interval_async_and_sync_on
     d.poll()
     d.on_lost()  # lost partitions: the held offsets are never committed
     assert d.drain(1.0) == [] and c.commits[-1] == {(T, 0): 40}
+
+
+def test_exactly_once_counts_a_batch_only_when_its_transaction_commits() -> None:
+    """A batch's metrics (on_commit) follow the transaction: an aborted one counts nothing, so a batch
+    re-processed after an abort is counted once (the undeliverable metric counted an input twice in a
+    clean-clone CI run when the transaction holding its dead letter aborted)."""
+    counted: list[str] = []
+    p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"c-0" else None)
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=3)
+    d.start()
+    assert d.emit(_batch(0, 1), _records("a"), on_commit=lambda: counted.append("a")) == []
+    assert d.emit(_batch(1, 1), _records("b", start=1), on_commit=lambda: counted.append("b")) == []
+    assert counted == []  # the transaction is open: nothing is visible yet, nothing counted
+    assert d.emit(_batch(2, 1), _records("c", start=2), on_commit=lambda: counted.append("c")) != []
+    assert counted == []  # aborted: a, b and c are re-processed and counted then
+    ok = ExactlyOnce(FakeProducer(), FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=2)
+    ok.start()
+    assert ok.emit(_batch(0, 1), _records("a"), on_commit=lambda: counted.append("a")) == []
+    assert ok.emit(_batch(1, 1), _records("b", start=1), on_commit=lambda: counted.append("b")) == []
+    assert counted == ["a", "b"]  # the checkpoint committed both, in order, once
+
+
+def test_at_least_once_counts_a_batch_when_it_is_output() -> None:
+    counted: list[str] = []
+    d = AtLeastOnce(FakeProducer(), FakeConsumer())
+    assert d.emit(_batch(0, 1), _records("a"), on_commit=lambda: counted.append("a")) == []
+    assert counted == ["a"]
