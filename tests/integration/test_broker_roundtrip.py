@@ -6,12 +6,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from perfwatch.decoding import decode_sample
 from perfwatch.kafkaio import read_topic
 from perfwatch.sample import Sample
 from tests.kafka_fixtures import Broker
+from tests.programs import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +63,20 @@ def test_10k_keyed_samples_round_trip_and_survive_a_restart(
         pytest.skip("restart needs the project's own broker")
     kafka.local.stop()
     kafka.local.start()
-    after = {(m.key(), m.value()) for m in read_topic(kafka.conf, topic, idle_s=3)}
+    # A restarted broker answers before it serves every partition again (leaders are re-elected, logs
+    # recovered): on a loaded machine a read that gives up after 3 s idle found nothing. Read until all
+    # N are back or a minute has passed; what is compared is what came back.
+    after: set[tuple[bytes | None, bytes | None]] = set()
+
+    def all_back() -> bool:
+        after.clear()
+        try:
+            after.update((m.key(), m.value()) for m in read_topic(kafka.conf, topic, idle_s=3))
+        except (KafkaException, KeyError):  # metadata not served yet
+            return False
+        return len(after) >= N
+
+    wait_until(all_back, 60, every=1)
     assert after == sent
 
 
