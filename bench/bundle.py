@@ -16,10 +16,9 @@ SHAPE_DIMS = {"distilgpt2": (6, 768), "tiny": (2, 128), "small": (4, 256)}
 
 def _matches(bundle: Path, shape: str) -> bool:
     try:
-        m = read_manifest(bundle)
+        return shape_of(bundle) == shape
     except Exception:  # noqa: BLE001 - any unreadable bundle is "not this one"
         return False
-    return (m.shape.get("n_layer"), m.shape.get("n_embd")) == SHAPE_DIMS[shape]
 
 
 def shape_of(bundle: Path) -> str | None:

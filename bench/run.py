@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from perfwatch.console import console
+from perfwatch.settings import ConsumerSettings
 
 BATCH = 128
 
@@ -165,7 +166,7 @@ def cost_per_host(conf: dict[str, Any], bundle: Path, n: int, quick: bool,
     # At these rates a run swings ±25 % (the broker's JVM shares the cores): at-least-once and exactly-once
     # alternate in rounds and the goal takes the median round's ratio; one transaction per batch runs once.
     rounds = 1 if quick else CEILING_ROUNDS
-    pair: tuple[tuple[Guarantee, int | None], ...] = (("at-least-once", None), ("exactly-once", 100))
+    pair: tuple[tuple[Guarantee, int | None], ...] = (("at-least-once", None), ("exactly-once", CHECKPOINT_MS))
     cases = [(i, g, c) for i in range(rounds) for g, c in pair] + [(rounds - 1, "exactly-once", 0)]
     for rnd, guarantee, checkpoint_ms in cases:
         console.print(f"the loop's ceiling (round {rnd + 1}/{rounds}): every sample a cache hit, {guarantee}"
@@ -182,16 +183,15 @@ def cost_per_host(conf: dict[str, Any], bundle: Path, n: int, quick: bool,
 
 
 CEILING_ROUNDS = 3
+CHECKPOINT_MS: int = ConsumerSettings.model_fields["checkpoint_ms"].default  # exactly-once at the consumer's default
 
 
 def ceiling_rounds(c: dict[str, Any]) -> list[tuple[float, float]]:
-    """(at-least-once, exactly-once at a 100 ms checkpoint) samples/s of each round of the ceiling."""
-    def rate(rnd: int, guarantee: str, checkpoint_ms: int) -> float:
-        return float(next(x["samples_per_s"] for x in c["ceiling"] if x["round"] == rnd and x["guarantee"] == guarantee
-                          and (guarantee == "at-least-once" or x["checkpoint_ms"] == checkpoint_ms)))
-
-    return [(rate(r, "at-least-once", 0), rate(r, "exactly-once", 100))
-            for r in sorted({x["round"] for x in c["ceiling"]})]
+    """(at-least-once, exactly-once at CHECKPOINT_MS) samples/s of each round of the ceiling."""
+    alo = {x["round"]: float(x["samples_per_s"]) for x in c["ceiling"] if x["guarantee"] == "at-least-once"}
+    eos = {x["round"]: float(x["samples_per_s"]) for x in c["ceiling"]
+           if x["guarantee"] == "exactly-once" and x["checkpoint_ms"] == CHECKPOINT_MS}
+    return [(alo[r], eos[r]) for r in sorted(alo)]
 
 
 def _ratio(rnd: dict[str, Any]) -> float:

@@ -432,6 +432,7 @@ class StreamProcessor:
         expired = len(changes.expired)
         records = expiry_alerts(changes, self.s.alerts_topic)
         state_records = changelog.records(changes, self.s.state_changelog_topic())
+
         def account() -> None:
             self._account(Batch(), records, [])
             self.metrics.state_expired.inc(expired)
