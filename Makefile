@@ -8,7 +8,13 @@ PYTEST_ARGS ?=
 
 .PHONY: install jars lint test test-fast demo bench chaos clean
 
+# torch from PyPI brings its CUDA wheels: about 7.5 GiB installed, plus the downloads while pip runs.
+# Say so up front rather than leave pip's "No space left on device" halfway through.
 $(VENV)/.installed: pyproject.toml setup.py
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}'); \
+	if [ "$$free" -lt 12 ]; then \
+	  echo "perfwatch: $$free GiB free here; the full install (torch with its CUDA wheels) needs about 12 GiB" >&2; \
+	fi
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
