@@ -23,6 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -117,7 +118,11 @@ class Delivery(Protocol):
         record of the first failed; nothing of them or after them is committed)."""
 
     def pending(self) -> int:
-        """Batches produced and not yet committed."""
+        """Batches emitted and not yet committed."""
+
+    def backlog(self) -> float:
+        """Output waiting, as a share of its bound: the loop pauses its partitions above 1 and resumes them
+        at 0.5 (a pause drops what the client already fetched for them: too low a bound throttles)."""
 
     def drain(self, timeout: float) -> list[Batch]:
         """Wait (bounded) until every batch produced so far is committed. Returns the batches to
@@ -164,11 +169,12 @@ class AtLeastOnce:
     ceiling), and synchronously on drain (revoke, shutdown). A crash re-reads at most that much more."""
 
     def __init__(self, producer: Any, consumer: Any, retries: OutputRetries | None = None,
-                 commit_interval_s: float = 0.0) -> None:
+                 commit_interval_s: float = 0.0, max_pending_batches: int = 16) -> None:
         self.producer = producer
         self.consumer = consumer
         self.retries = retries or OutputRetries()
         self.commit_interval_s = commit_interval_s
+        self.max_pending_batches = max_pending_batches
         self._done: dict[tuple[str, int], int] = {}  # acknowledged, not yet committed
         self._committed_at = 0.0
         self.commits = 0
@@ -215,6 +221,9 @@ class AtLeastOnce:
 
     def pending(self) -> int:
         return len(self._unacked)
+
+    def backlog(self) -> float:
+        return len(self._unacked) / self.max_pending_batches
 
     def _commit_acked(self, sync: bool = False) -> list[Batch]:
         """Commit offsets of the leading batches whose records are all acknowledged; stop at a failed one."""
@@ -278,22 +287,72 @@ class AtLeastOnce:
         self._done = {}  # another member may own them already
 
 
+@dataclass
+class _Txn:
+    """One transaction: its batches in order with their state changes, what counts them once it commits,
+    and its records whose delivery failed."""
+
+    opened_at: float
+    batches: list[tuple[Batch, Changes | None]] = field(default_factory=list)
+    counts: list[Callable[[], None]] = field(default_factory=list)
+    failed: list[tuple[Record, KafkaError]] = field(default_factory=list)
+    inputs: int = 0
+
+    def add(self, batch: Batch, changes: Changes | None, on_commit: Callable[[], None] | None) -> None:
+        self.batches.append((batch, changes))
+        if on_commit is not None:
+            self.counts.append(on_commit)
+        self.inputs += batch.span()
+
+    def offsets(self) -> list[TopicPartition]:
+        latest: dict[tuple[str, int], int] = {}
+        for b, _ in self.batches:
+            latest.update(b.next_offsets)  # in order: a partition's latest batch wins
+        return [TopicPartition(t, p, o) for (t, p), o in latest.items()]
+
+
+@dataclass
+class _Held:
+    """A batch emitted while the previous transaction commits: its state applied, its records not produced."""
+
+    batch: Batch
+    records: list[Record]
+    changes: Changes | None
+    on_commit: Callable[[], None] | None
+
+
+Committer = Callable[[Callable[[], None]], "Future[None]"]
+
+
+def in_background() -> Committer:
+    """Each checkpoint's commit in one worker thread: the Kafka calls release the GIL while they wait."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-checkpoint")
+    return pool.submit
+
+
 class ExactlyOnce:
     """Transactions that span micro-batches: a checkpoint closes the open transaction (outputs, changelog
     records and the input offsets of every batch in it) once it has been open ``checkpoint_s`` or holds
     ``checkpoint_inputs`` inputs, whichever comes first, as quix-streams' checkpoints and Kafka Streams'
-    commit.interval.ms do. One commit costs a round of broker calls (~17 ms here) whatever it holds, so a
-    transaction per batch capped the loop near 60 batches/s; the price of a checkpoint is latency: a
-    read_committed reader sees a verdict up to ``checkpoint_s`` later. ``checkpoint_s`` 0: one per batch.
+    commit.interval.ms do. The price of a checkpoint is latency: a read_committed reader sees a verdict up to
+    ``checkpoint_s`` (plus one commit) later. ``checkpoint_s`` 0: a checkpoint as often as commits allow.
+
+    A checkpoint's commit (send_offsets_to_transaction + commit_transaction, ~25 ms of broker round trips
+    here whatever it holds) runs in ``committer``'s thread while the loop goes on: Kafka takes no records
+    until the commit ends, so the batches emitted meanwhile are held, their state applied, and go into the
+    next transaction once it has. Blocking the loop for it instead cost a third of the loop's time at its
+    ceiling (py-spy, bench/).
 
     A batch's state changes apply at once (the next batch reads them) and are taken back, newest first, if
-    the transaction aborts; every batch it held is then handed back for re-processing. Every blocking
-    transactional call runs under a watchdog deadline (librdkafka can block past its own timeout), and the
-    retries of one transaction fit inside transaction.timeout.ms: past that the broker aborts it anyway."""
+    its transaction aborts; every batch not committed (the transaction's and those held behind it) is then
+    handed back for re-processing. Every blocking transactional call runs under a watchdog deadline
+    (librdkafka can block past its own timeout), and the retries of one transaction fit inside
+    transaction.timeout.ms: past that the broker aborts it anyway."""
 
     def __init__(self, producer: Any, consumer: Any, retries: OutputRetries | None = None,
                  watchdog: Watchdog | None = None, transaction_timeout_s: float = 10.0,
-                 checkpoint_s: float = 0.0, checkpoint_inputs: int = 10_000) -> None:
+                 checkpoint_s: float = 0.0, checkpoint_inputs: int = 10_000,
+                 committer: Committer | None = None) -> None:
         self.producer = producer
         self.consumer = consumer
         self.retries = retries or OutputRetries()
@@ -302,11 +361,12 @@ class ExactlyOnce:
         self.checkpoint_s = checkpoint_s
         self.checkpoint_inputs = checkpoint_inputs
         self.commits = 0
-        self._open: list[tuple[Batch, Changes | None]] = []  # the batches of the open transaction, in order
-        self._on_commit: list[Callable[[], None]] = []  # their metrics, counted once the transaction commits
-        self._inputs = 0
-        self._opened_at = 0.0
-        self._failed: list[tuple[Record, KafkaError]] = []  # records of the open transaction that failed
+        self._committer = committer
+        self._open: _Txn | None = None  # begun, taking records
+        self._closing: _Txn | None = None  # its commit in flight (then nothing is open) …
+        self._commit: Future[None] | None = None
+        self._held: deque[_Held] = deque()  # … and the batches emitted meanwhile, oldest first
+        self._held_inputs = 0
 
     @contextmanager
     def _deadline(self, what: str, timeout: float) -> Iterator[None]:
@@ -317,57 +377,102 @@ class ExactlyOnce:
         with self._deadline("init_transactions", 30):
             self.producer.init_transactions(30)
 
-    def _on_delivery(self, record: Record) -> Callable[[KafkaError | None, Message], None]:
-        def done(err: KafkaError | None, _msg: Message) -> None:
-            if err is not None and err.code() in _RECORD_ERRORS:
-                self._failed.append((record, err))
-        return done
-
     def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
              changelog: list[Record] | None = None, on_commit: Callable[[], None] | None = None) -> list[Batch]:
-        try:
-            if not self._open:
-                with self._deadline("begin_transaction", 5):
-                    self.producer.begin_transaction()
-                self._opened_at = time.monotonic()
-            self._open.append((batch, changes))
-            if on_commit is not None:
-                self._on_commit.append(on_commit)
-            self._inputs += batch.span()
+        if redo := self._settle(wait=False):
+            return [*redo, batch]  # it was routed over state just taken back; its own was never applied
+        out = records + (changelog or [])
+        if self._commit is not None:
             if changes is not None:
                 changes.apply()
-            produce_all(self.producer, records + (changelog or []), self._on_delivery)
-        except KafkaException as exc:
-            return self._aborted(exc)
-        return self._checkpoint() if self._due() else []
+            self._held.append(_Held(batch, out, changes, on_commit))
+            self._held_inputs += batch.span()
+            return []
+        if redo := self._produce(batch, out, changes, on_commit, apply=True):
+            return redo
+        return self._checkpoint_if_due()
 
-    def _due(self) -> bool:
-        return bool(self._open) and (time.monotonic() - self._opened_at >= self.checkpoint_s
-                                     or self._inputs >= self.checkpoint_inputs)
-
-    def _checkpoint(self) -> list[Batch]:
-        """Commit the open transaction with the input offsets of every batch in it."""
-        offsets: dict[tuple[str, int], int] = {}
-        for b, _ in self._open:
-            offsets.update(b.next_offsets)  # in order: a partition's latest batch wins
-        # Every retry of this transaction ends before the broker would time it out.
-        deadline = self._opened_at + 0.8 * self.transaction_timeout_s
+    def _produce(self, batch: Batch, records: list[Record], changes: Changes | None,
+                 on_commit: Callable[[], None] | None, apply: bool) -> list[Batch]:
         try:
-            if offsets:  # an expiry sweep alone consumed nothing
-                tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-                self._retriable("send_offsets_to_transaction", lambda t: self.producer.send_offsets_to_transaction(
-                    tps, self.consumer.consumer_group_metadata(), t), deadline)
-            self._retriable("commit_transaction", lambda t: self.producer.commit_transaction(t), deadline)
+            if self._open is None:
+                with self._deadline("begin_transaction", 5):
+                    self.producer.begin_transaction()
+                self._open = _Txn(time.monotonic())
+            self._open.add(batch, changes, on_commit)
+            if apply and changes is not None:
+                changes.apply()
+            produce_all(self.producer, records, self._on_delivery(self._open.failed))
         except KafkaException as exc:
             return self._aborted(exc)
-        self.commits += 1
-        for b, _ in self._open:
-            self.retries.committed(b)
-        counted = self._on_commit
-        self._close()
-        for count in counted:
-            count()
         return []
+
+    @staticmethod
+    def _on_delivery(failed: list[tuple[Record, KafkaError]],
+                     ) -> Callable[[Record], Callable[[KafkaError | None, Message], None]]:
+        # Bound to its own transaction's list: a report may come while the next transaction is open.
+        def for_record(record: Record) -> Callable[[KafkaError | None, Message], None]:
+            def done(err: KafkaError | None, _msg: Message) -> None:
+                if err is not None and err.code() in _RECORD_ERRORS:
+                    failed.append((record, err))
+            return done
+        return for_record
+
+    def _checkpoint_if_due(self) -> list[Batch]:
+        txn = self._open
+        if self._commit is not None or txn is None or not (
+                time.monotonic() - txn.opened_at >= self.checkpoint_s or txn.inputs >= self.checkpoint_inputs):
+            return []
+        self._start_commit()
+        return self._settle(wait=False)  # a committer that runs inline has finished already
+
+    def _start_commit(self) -> None:
+        """Hand the open transaction to the committer with the input offsets of every batch in it."""
+        txn, self._open = self._open, None
+        assert txn is not None  # noqa: S101 - callers check
+        self._closing = txn
+        tps = txn.offsets()  # none: an expiry sweep alone consumed nothing
+        meta = self.consumer.consumer_group_metadata() if tps else None
+        # Every retry of this transaction ends before the broker would time it out.
+        deadline = txn.opened_at + 0.8 * self.transaction_timeout_s
+
+        def commit() -> None:
+            if tps:
+                self._retriable("send_offsets_to_transaction", lambda t: self.producer.send_offsets_to_transaction(
+                    tps, meta, t), deadline)
+            self._retriable("commit_transaction", lambda t: self.producer.commit_transaction(t), deadline)
+
+        if self._committer is None:
+            self._committer = in_background()
+        self._commit = self._committer(commit)
+
+    def _settle(self, wait: bool) -> list[Batch]:
+        """The outcome of the commit in flight, once it has one (``wait``: wait for it): count what it held
+        and open the next transaction with the batches held meanwhile; or, aborted, every batch to redo."""
+        commit = self._commit
+        if commit is None or not (wait or commit.done()):
+            return []
+        self._commit = None
+        try:
+            commit.result()
+        except KafkaException as exc:
+            return self._aborted(exc)
+        self._committed()
+        while self._held:
+            held = self._held.popleft()
+            self._held_inputs -= held.batch.span()
+            if redo := self._produce(held.batch, held.records, held.changes, held.on_commit, apply=False):
+                return redo
+        return []
+
+    def _committed(self) -> None:
+        txn, self._closing = self._closing, None
+        assert txn is not None  # noqa: S101 - set with the commit
+        self.commits += 1
+        for b, _ in txn.batches:
+            self.retries.committed(b)
+        for count in txn.counts:
+            count()
 
     def _aborted(self, exc: KafkaException) -> list[Batch]:
         err = exc.args[0]
@@ -375,22 +480,28 @@ class ExactlyOnce:
         # takes no more records until it is aborted.
         if not (err.txn_requires_abort() or err.code() == KafkaError._STATE):
             raise exc
-        log.warning("transaction aborted (%s); rewinding to re-process its %d batch(es)", err, len(self._open))
-        self._abort()
-        failed, redo = list(self._failed), [b for b, _ in self._open]
-        self._revert()
-        self._close()
+        self._abort()  # first: it serves the delivery reports that say which record failed
+        redo, failed = self._forget()
+        log.warning("transaction aborted (%s); rewinding to re-process %d batch(es)", err, len(redo))
         for record, rec_err in failed:
             self.retries.failed(record, rec_err)
         return redo
 
-    def _revert(self) -> None:
-        for _, changes in reversed(self._open):
-            if changes is not None:
-                changes.revert()
-
-    def _close(self) -> None:
-        self._open, self._inputs, self._failed, self._on_commit = [], 0, [], []
+    def _forget(self) -> tuple[list[Batch], list[tuple[Record, KafkaError]]]:
+        """Take back every batch not committed, newest first, and its state; the batches oldest first, and
+        the records that failed in them."""
+        txn = self._closing or self._open
+        for held in reversed(self._held):
+            if held.changes is not None:
+                held.changes.revert()
+        if txn is not None:
+            for _, changes in reversed(txn.batches):
+                if changes is not None:
+                    changes.revert()
+        redo = ([b for b, _ in txn.batches] if txn else []) + [h.batch for h in self._held]
+        failed = list(txn.failed) if txn else []
+        self._open, self._closing, self._held, self._held_inputs = None, None, deque(), 0
+        return redo, failed
 
     def _abort(self, attempts: int = 20) -> None:
         """abort_transaction in short calls, serving delivery reports between them: librdkafka cannot finish
@@ -433,17 +544,39 @@ class ExactlyOnce:
 
     def poll(self) -> list[Batch]:
         self.producer.poll(0)
-        return self._checkpoint() if self._due() else []
+        if redo := self._settle(wait=False):
+            return redo
+        return self._checkpoint_if_due()
 
     def pending(self) -> int:
-        return 0
+        """Batches held behind a commit in flight."""
+        return len(self._held)
+
+    def backlog(self) -> float:
+        """Inputs held behind a commit in flight, against ``checkpoint_inputs``: only a commit that stalls
+        fills it (a bound in batches paused the loop through every slow commit at its ceiling)."""
+        return self._held_inputs / self.checkpoint_inputs
 
     def drain(self, timeout: float) -> list[Batch]:
-        return self._checkpoint() if self._open else []
+        """Commit everything emitted so far before returning (revoke, shutdown)."""
+        if redo := self._settle(wait=True):
+            return redo
+        if self._open is None:
+            return []
+        self._start_commit()
+        return self._settle(wait=True)
 
     def on_lost(self) -> None:
-        self._revert()
-        self._close()
+        """The partitions are gone: a commit in flight ends as it ends; nothing else is committed."""
+        commit, self._commit = self._commit, None
+        if commit is not None:
+            try:
+                commit.result()
+            except KafkaException:
+                pass
+            else:
+                self._committed()  # before the loss was seen: its batches are done
+        self._forget()
         try:
             self._abort()
         except KafkaException:

@@ -104,7 +104,8 @@ class StreamProcessor:
                                         TRANSACTION_TIMEOUT_MS / 1000, checkpoint_s=settings.checkpoint_ms / 1000,
                                         checkpoint_inputs=settings.checkpoint_inputs)
         else:
-            self.delivery = AtLeastOnce(self.producer, self.consumer, retries, settings.checkpoint_ms / 1000)
+            self.delivery = AtLeastOnce(self.producer, self.consumer, retries, settings.checkpoint_ms / 1000,
+                                        settings.max_pending_batches)
         self._last_lag = 0.0
         self._idle_since = time.monotonic()
         self._lag_total = 0
@@ -341,12 +342,12 @@ class StreamProcessor:
         self._idle_since = time.monotonic()  # the rewound messages are work: a bounded run must not end now
 
     def _backpressure(self) -> None:
-        """Pause the assigned partitions while too many batches wait for acks; resume when half drained."""
-        n = self.delivery.pending()
-        if not self._paused and n > self.s.max_pending_batches:
+        """Pause the assigned partitions while the output backlog is over its bound; resume when half drained."""
+        fill = self.delivery.backlog()
+        if not self._paused and fill > 1:
             self.consumer.pause(self.consumer.assignment())
             self._set_paused(True)
-        elif self._paused and n <= self.s.max_pending_batches // 2:
+        elif self._paused and fill <= 0.5:
             self.consumer.resume(self.consumer.assignment())
             self._set_paused(False)
 

@@ -50,7 +50,8 @@ class Watchdog:
 
     @contextmanager
     def deadline(self, what: str, seconds: float) -> Iterator[None]:
-        """Run the block under a deadline (one at a time: the loop's thread makes every blocking call)."""
+        """Run the block under a deadline (one at a time: a checkpoint's commit runs in its own thread, but the
+        loop makes no blocking Kafka call until that commit has ended)."""
         with self._lock:
             self._armed = (what, time.monotonic() + seconds)
         try:

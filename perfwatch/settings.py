@@ -117,11 +117,13 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
                                "the longest a transaction stays open collecting micro-batches (the most a "
                                "read_committed reader waits); at-least-once, between asynchronous commits of "
                                "acknowledged batches (0 = every batch, synchronously)")
-    checkpoint_inputs: int = Field(10_000, ge=1, description="exactly-once: most inputs in one transaction")
+    checkpoint_inputs: int = Field(10_000, ge=1, description="exactly-once: most inputs in one transaction, and "
+                                   "in the batches held while one commits (more pauses the partitions)")
     response_cache: bool = Field(True, description="reuse the model's answer for an input seen before (a 13 MB table "
                                  "over all 1,030,301 inputs)")
-    max_pending_batches: int = Field(16, ge=1, description="pause partitions when more batches await acks (a pause "
-                                     "drops what the client already fetched for them: too low a bound throttles)")
+    max_pending_batches: int = Field(16, ge=1, description="at-least-once: pause partitions when more batches await "
+                                     "acks (a pause drops what the client already fetched for them: too low a bound "
+                                     "throttles)")
     gc_gen0: int = Field(10_000, ge=0, description="while the loop runs: Python's startup heap frozen and a young "
                          "garbage collection every N allocations (0 = Python's defaults; else at least 700)")
     output_attempts: int = Field(3, ge=1, le=20,

@@ -4,6 +4,7 @@ a broker: integration tests run the real clients)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,3 +83,32 @@ class FakeConsumer:
 
     def consumer_group_metadata(self) -> object:
         return object()
+
+
+def inline(commit: Callable[[], None]) -> Future[None]:
+    """A committer that commits at once in the caller's thread: the checkpoint's outcome is known on return."""
+    done: Future[None] = Future()
+    try:
+        commit()
+        done.set_result(None)
+    except Exception as exc:  # noqa: BLE001 - handed over as the commit's outcome
+        done.set_exception(exc)
+    return done
+
+
+@dataclass
+class HeldCommitter:
+    """A committer whose commits stay in flight until release(): what the loop does meanwhile, step by step."""
+
+    waiting: list[tuple[Callable[[], None], Future[None]]] = field(default_factory=list)
+
+    def __call__(self, commit: Callable[[], None]) -> Future[None]:
+        self.waiting.append((commit, Future()))
+        return self.waiting[-1][1]
+
+    def release(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for commit, done in waiting:
+            outcome = inline(commit)
+            exc = outcome.exception()
+            done.set_exception(exc) if exc is not None else done.set_result(None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from perfwatch.consumer import changelog
 from perfwatch.consumer.batch import Batch
@@ -13,7 +13,7 @@ from perfwatch.consumer.delivery import AtLeastOnce, DeliveryFailed, ExactlyOnce
 from perfwatch.consumer.hysteresis import Hysteresis
 from perfwatch.consumer.routing import Record
 from perfwatch.consumer.state import Changes, StateStore
-from tests.unit.fakes import FakeConsumer, FakeProducer
+from tests.unit.fakes import FakeConsumer, FakeProducer, HeldCommitter, inline
 
 T = "samples"
 
@@ -84,7 +84,8 @@ def test_a_timed_out_output_is_retried_and_never_dead_lettered(guarantee: str) -
     c = FakeConsumer()
     retries = OutputRetries(attempts=2, backoff_s=0.5)
     batch = _batch(10, 10)
-    d = AtLeastOnce(p, c, retries) if guarantee == "at-least-once" else ExactlyOnce(p, c, retries)
+    d = (AtLeastOnce(p, c, retries) if guarantee == "at-least-once"
+         else ExactlyOnce(p, c, retries, committer=inline))
     waits = []
     for _ in range(5):
         if guarantee == "at-least-once":
@@ -100,7 +101,7 @@ def test_a_timed_out_output_is_retried_and_never_dead_lettered(guarantee: str) -
 
 def test_exactly_once_one_transaction_per_batch_with_its_offsets() -> None:
     p, c = FakeProducer(), FakeConsumer()
-    d = ExactlyOnce(p, c)
+    d = ExactlyOnce(p, c, committer=inline)
     d.start()
     assert d.emit(_batch(0, 10), _records("a")) == []
     assert d.emit(_batch(10, 10), _records("b")) == []
@@ -110,7 +111,7 @@ def test_exactly_once_one_transaction_per_batch_with_its_offsets() -> None:
 
 def test_exactly_once_abort_reports_the_batch_for_rewind() -> None:
     p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"a-1" else None)
-    d = ExactlyOnce(p, FakeConsumer())
+    d = ExactlyOnce(p, FakeConsumer(), committer=inline)
     d.start()
     assert d.emit(_batch(0, 10), _records("a")) != []
     assert p.calls[-1] == "abort" and p.committed_txns == []
@@ -119,7 +120,7 @@ def test_exactly_once_abort_reports_the_batch_for_rewind() -> None:
 def test_exactly_once_counts_the_failed_record_of_an_aborted_transaction() -> None:
     p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"a-1" else None)
     retries = OutputRetries(attempts=2)
-    d = ExactlyOnce(p, FakeConsumer(), retries)
+    d = ExactlyOnce(p, FakeConsumer(), retries, committer=inline)
     d.start()
     assert d.emit(_batch(0, 10), _records("a")) != []
     assert d.emit(_batch(0, 10), _records("a")) != []
@@ -144,7 +145,7 @@ def _store() -> StateStore:
 def test_exactly_once_changelog_in_the_transaction_and_state_only_if_it_commits() -> None:
     store = _store()
     p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"b-1" else None)
-    d = ExactlyOnce(p, FakeConsumer())
+    d = ExactlyOnce(p, FakeConsumer(), committer=inline)
     d.start()
     assert d.emit(_batch(0, 1), _records("a"), *_changes(store, 0)) == []
     assert [t for t, _ in p.committed_txns[0]] == ["pred", "pred", "log"]
@@ -186,7 +187,7 @@ def test_at_least_once_failed_output_takes_its_state_back_and_never_logs_it() ->
 
 def test_exactly_once_checkpoint_holds_batches_until_its_input_count_then_commits_their_offsets() -> None:
     p = FakeProducer()
-    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=25)
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=25, committer=inline)
     d.start()
     assert d.emit(_batch(0, 10), _records("a")) == []
     assert d.emit(_batch(0, 10, partition=1), _records("b")) == []
@@ -201,7 +202,7 @@ def test_exactly_once_checkpoint_closes_on_time_from_poll_and_on_drain() -> None
     import time
 
     p = FakeProducer()
-    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=0.05)
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=0.05, committer=inline)
     d.start()
     d.emit(_batch(0, 10), _records("a"))
     assert d.poll() == [] and p.committed_txns == []
@@ -217,7 +218,7 @@ def test_exactly_once_abort_hands_back_every_batch_of_the_transaction_and_their_
     changes of every batch are reverted, newest first (the store is as before the transaction)."""
     store = _store()
     p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"c-0" else None)
-    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=3)
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=3, committer=inline)
     d.start()
     a, b, c = _batch(0, 1), _batch(1, 1), _batch(2, 1)
     assert d.emit(a, _records("a"), *_changes(store, 0)) == []
@@ -258,14 +259,14 @@ def test_exactly_once_counts_a_batch_only_when_its_transaction_commits() -> None
     clean-clone CI run when the transaction holding its dead letter aborted)."""
     counted: list[str] = []
     p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"c-0" else None)
-    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=3)
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=3, committer=inline)
     d.start()
     assert d.emit(_batch(0, 1), _records("a"), on_commit=lambda: counted.append("a")) == []
     assert d.emit(_batch(1, 1), _records("b", start=1), on_commit=lambda: counted.append("b")) == []
     assert counted == []  # the transaction is open: nothing is visible yet, nothing counted
     assert d.emit(_batch(2, 1), _records("c", start=2), on_commit=lambda: counted.append("c")) != []
     assert counted == []  # aborted: a, b and c are re-processed and counted then
-    ok = ExactlyOnce(FakeProducer(), FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=2)
+    ok = ExactlyOnce(FakeProducer(), FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=2, committer=inline)
     ok.start()
     assert ok.emit(_batch(0, 1), _records("a"), on_commit=lambda: counted.append("a")) == []
     assert ok.emit(_batch(1, 1), _records("b", start=1), on_commit=lambda: counted.append("b")) == []
@@ -277,3 +278,115 @@ def test_at_least_once_counts_a_batch_when_it_is_output() -> None:
     d = AtLeastOnce(FakeProducer(), FakeConsumer())
     assert d.emit(_batch(0, 1), _records("a"), on_commit=lambda: counted.append("a")) == []
     assert counted == ["a"]
+
+
+def test_exactly_once_holds_the_batches_emitted_while_a_commit_is_in_flight_then_produces_them_in_order() -> None:
+    """The loop goes on while a checkpoint commits: Kafka takes no records then, so the batches emitted
+    meanwhile are held (their state applied: the next batch reads it) and open the next transaction."""
+    store = _store()
+    counted: list[str] = []
+    p, committer = FakeProducer(), HeldCommitter()
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
+    d.start()
+    assert d.emit(_batch(0, 1), _records("a"), *_changes(store, 0), on_commit=lambda: counted.append("a")) == []
+    assert p.calls == ["init", "begin"] and len(committer.waiting) == 1  # due at once: its commit in flight
+    assert d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1),
+                  on_commit=lambda: counted.append("b")) == []
+    assert d.emit(_batch(2, 1), _records("c", start=2), *_changes(store, 2),
+                  on_commit=lambda: counted.append("c")) == []
+    assert d.poll() == [] and d.pending() == 2  # still in flight: b and c held, nothing of them produced
+    assert [t for t, _ in p.produced] == ["pred", "pred", "log"]  # a's verdicts and changelog record only
+    assert store.get(0, "k").offset == 2  # type: ignore[union-attr] - held batches' state applies at once
+    assert counted == []
+    committer.release()
+    assert d.poll() == [] and d.pending() == 0 and counted == ["a"] and d.commits == 1
+    assert p.calls[-1] == "begin" and len(committer.waiting) == 1  # b and c in the next one, due at once
+    committer.release()
+    assert d.drain(1.0) == [] and counted == ["a", "b", "c"] and d.commits == 2
+    assert [[v for t, v in txn if t == "pred"] for txn in p.committed_txns] == [
+        [b"a-0", b"a-1"], [b"b-0", b"b-1", b"c-0", b"c-1"]]
+    assert p.sent_offsets == [{(T, 0): 1}, {(T, 0): 3}]
+
+
+def test_exactly_once_a_commit_aborting_in_flight_hands_back_it_and_every_batch_held_behind_it() -> None:
+    """Aborted in flight: its batches and those held behind it are re-processed, their state taken back
+    newest first; a batch emitted just then was routed over state now gone, so it is handed back too, its
+    own change never applied."""
+    store = _store()
+    counted: list[str] = []
+    p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"a-1" else None)
+    committer = HeldCommitter()
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
+    d.start()
+    a, b, c, e = _batch(0, 1), _batch(1, 1), _batch(2, 1), _batch(3, 1)
+    assert d.emit(a, _records("a"), *_changes(store, 0), on_commit=lambda: counted.append("a")) == []
+    assert d.emit(b, _records("b", start=1), *_changes(store, 1)) == []
+    assert d.emit(c, _records("c", start=2), *_changes(store, 2)) == []
+    assert store.get(0, "k").offset == 2  # type: ignore[union-attr]
+    committer.release()  # commit_transaction: a-1 was refused, the transaction must abort
+    assert d.emit(e, _records("e", start=3), *_changes(store, 3)) == [a, b, c, e]
+    assert store.get(0, "k") is None and d.pending() == 0  # as before a: every change taken back
+    assert p.calls[-1] == "abort" and p.committed_txns == [] and counted == [] and d.commits == 0
+    assert d.emit(a, _records("a", n=1), *_changes(store, 0)) == [] and p.calls[-2:] == ["abort", "begin"]
+
+
+def test_exactly_once_lost_partitions_keep_a_commit_that_landed_and_drop_what_was_held() -> None:
+    store = _store()
+    counted: list[str] = []
+    p, committer = FakeProducer(), HeldCommitter()
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
+    d.start()
+    d.emit(_batch(0, 1), _records("a"), *_changes(store, 0), on_commit=lambda: counted.append("a"))
+    d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1), on_commit=lambda: counted.append("b"))
+    committer.release()
+    d.on_lost()
+    assert counted == ["a"] and d.commits == 1 and d.pending() == 0  # a committed before the loss was seen
+    assert store.get(0, "k").offset == 0  # type: ignore[union-attr] - b's change taken back
+    assert [v for t, v in p.produced if t == "pred"] == [b"a-0", b"a-1"]  # b never produced
+
+
+class _RefusedThenStuck(FakeProducer):
+    """librdkafka's order: a refused record fails the transaction, the next produce() raises _STATE, and
+    the refused record's delivery report waits in the queue until the abort polls it."""
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, headers: object = None,
+                on_delivery: object = None, partition: int = -1) -> None:
+        if any(self.fail(t, v) is not None for t, v, _ in self._queue):
+            raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+        super().produce(topic, value, key, headers, on_delivery, partition)
+
+
+def test_exactly_once_counts_a_refused_record_whose_report_comes_only_with_the_abort() -> None:
+    """Seen against the real broker: the failed record was looked up before the abort served its report,
+    so it never reached its attempts and the transaction aborted again and again."""
+    p = _RefusedThenStuck(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"a-0" else None)
+    retries = OutputRetries(attempts=2)
+    d = ExactlyOnce(p, FakeConsumer(), retries, committer=inline)
+    d.start()
+    batch = _batch(0, 10)
+    assert d.emit(batch, _records("a")) == [batch] and p.calls[-1] == "abort"
+    assert d.emit(batch, _records("a")) == [batch]
+    assert list(retries.give_up()) == [(T, 0, 0)]  # its attempts are spent: its input goes to the DLQ
+
+
+def test_backlog_exactly_once_counts_inputs_held_behind_a_commit_at_least_once_batches_awaiting_acks() -> None:
+    """What the loop pauses its partitions on (above 1): a commit in flight holds up the batches behind it,
+    against checkpoint_inputs; acks hold up batches, against max_pending_batches."""
+    committer = HeldCommitter()
+    d = ExactlyOnce(FakeProducer(), FakeConsumer(), checkpoint_s=0.0, checkpoint_inputs=20, committer=committer)
+    d.start()
+    d.emit(_batch(0, 10), _records("a"))  # due at once: its commit in flight, nothing held
+    assert d.backlog() == 0.0
+    d.emit(_batch(10, 10), _records("b", start=10))
+    d.emit(_batch(20, 10), _records("c", start=20))
+    assert d.backlog() == 1.0  # 20 inputs held: at the bound, not over it
+    d.emit(_batch(30, 10), _records("d", start=30))
+    assert d.backlog() == 1.5 and d.pending() == 3
+    committer.release()
+    assert d.poll() == [] and d.backlog() == 0.0  # the held batches went into the next transaction
+    a = AtLeastOnce(FakeProducer(), FakeConsumer(), max_pending_batches=4)
+    a.emit(_batch(0, 10), _records("a"))
+    a.emit(_batch(10, 10), _records("b", start=10))
+    assert a.backlog() == 0.5
+    a.poll()  # acknowledged and committed
+    assert a.backlog() == 0.0

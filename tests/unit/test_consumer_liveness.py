@@ -14,7 +14,7 @@ from perfwatch.consumer.clients import producer_config, transactional_id
 from perfwatch.consumer.delivery import DeliveryFailed, ExactlyOnce
 from perfwatch.consumer.watchdog import Watchdog
 from perfwatch.settings import ConsumerSettings
-from tests.unit.fakes import FakeConsumer, FakeProducer
+from tests.unit.fakes import FakeConsumer, FakeProducer, inline
 
 
 def test_watchdog_fires_with_a_thread_dump_when_a_call_passes_its_deadline() -> None:
@@ -47,8 +47,44 @@ class _AlwaysRetriable(FakeProducer):
 
 def test_transaction_retries_are_bounded_by_the_transaction_timeout_then_stop() -> None:
     p = _AlwaysRetriable()
-    d = ExactlyOnce(p, FakeConsumer(), transaction_timeout_s=0.5)
+    d = ExactlyOnce(p, FakeConsumer(), transaction_timeout_s=0.5, committer=inline)
     d.start()
     with pytest.raises(DeliveryFailed, match="unresolved after the transaction's time"):
         d.emit(Batch(next_offsets={("s", 0): 1}, first_offsets={("s", 0): 0}), [])
     assert 2 <= p.calls.count("send_offsets") < 12
+
+
+class _SlowCommit(FakeProducer):
+    """commit_transaction waits until released, as a commit waits for the broker's round trips."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.committing = threading.Event()
+
+    def commit_transaction(self, timeout: float) -> None:
+        self.committing.set()
+        assert self.release.wait(10)  # noqa: S101
+        super().commit_transaction(timeout)
+
+
+def test_a_checkpoint_commits_in_its_own_thread_while_the_loop_goes_on() -> None:
+    p = _SlowCommit()
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_inputs=1)  # the committer by default: a thread
+    d.start()
+    first = Batch(next_offsets={("s", 0): 1}, first_offsets={("s", 0): 0})
+    second = Batch(next_offsets={("s", 0): 2}, first_offsets={("s", 0): 1})
+    assert d.emit(first, []) == [] and p.committing.wait(10)
+    assert d.emit(second, []) == [] and d.pending() == 1  # the loop is not blocked: the batch is held
+    assert d.commits == 0 and p.committed_txns == []
+    p.release.set()
+    assert d.drain(10) == [] and d.commits == 2 and p.sent_offsets == [{("s", 0): 1}, {("s", 0): 2}]
+
+
+def test_a_commit_that_fails_in_its_thread_stops_the_loop_at_its_next_turn() -> None:
+    p = _AlwaysRetriable()
+    d = ExactlyOnce(p, FakeConsumer(), transaction_timeout_s=0.5)
+    d.start()
+    assert d.emit(Batch(next_offsets={("s", 0): 1}, first_offsets={("s", 0): 0}), []) == []  # in flight
+    with pytest.raises(DeliveryFailed, match="unresolved after the transaction's time"):
+        d.drain(10)
