@@ -20,10 +20,11 @@ on. Only a dead letter that cannot be delivered stops the consumer, with nothing
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -324,10 +325,20 @@ class _Held:
 Committer = Callable[[Callable[[], None]], "Future[None]"]
 
 
-def in_background() -> Committer:
-    """Each checkpoint's commit in one worker thread: the Kafka calls release the GIL while they wait."""
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="perfwatch-checkpoint")
-    return pool.submit
+def in_background(commit: Callable[[], None]) -> Future[None]:
+    """A checkpoint's commit in a thread of its own (the Kafka calls release the GIL while they wait): a
+    daemon, so that a commit librdkafka never returns from cannot keep the process from exiting."""
+    done: Future[None] = Future()
+
+    def run() -> None:
+        try:
+            commit()
+            done.set_result(None)
+        except BaseException as exc:  # noqa: BLE001 - the loop's thread raises it at its next turn
+            done.set_exception(exc)
+
+    threading.Thread(target=run, name="perfwatch-checkpoint", daemon=True).start()
+    return done
 
 
 class ExactlyOnce:
@@ -347,7 +358,8 @@ class ExactlyOnce:
     its transaction aborts; every batch not committed (the transaction's and those held behind it) is then
     handed back for re-processing. Every blocking transactional call runs under a watchdog deadline
     (librdkafka can block past its own timeout), and the retries of one transaction fit inside
-    transaction.timeout.ms: past that the broker aborts it anyway."""
+    transaction.timeout.ms: past that the broker aborts it anyway. Anything but an abort that escapes (a
+    fatal error, a call unresolved in time) stops it for good: see ``failed``."""
 
     def __init__(self, producer: Any, consumer: Any, retries: OutputRetries | None = None,
                  watchdog: Watchdog | None = None, transaction_timeout_s: float = 10.0,
@@ -361,7 +373,11 @@ class ExactlyOnce:
         self.checkpoint_s = checkpoint_s
         self.checkpoint_inputs = checkpoint_inputs
         self.commits = 0
-        self._committer = committer
+        self._committer = committer or in_background
+        # Set when anything but an abort escaped: the open, closing and held batches are then in no known
+        # state, so nothing more is produced or committed on any path (the revoke at close included) and
+        # the next owner of the partitions re-reads from the last commit.
+        self.failed: str | None = None
         self._open: _Txn | None = None  # begun, taking records
         self._closing: _Txn | None = None  # its commit in flight (then nothing is open) …
         self._commit: Future[None] | None = None
@@ -377,8 +393,23 @@ class ExactlyOnce:
         with self._deadline("init_transactions", 30):
             self.producer.init_transactions(30)
 
+    @contextmanager
+    def _latched(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException as exc:
+            self.failed = self.failed or f"{type(exc).__name__}: {exc}"
+            raise
+
     def emit(self, batch: Batch, records: list[Record], changes: Changes | None = None,
              changelog: list[Record] | None = None, on_commit: Callable[[], None] | None = None) -> list[Batch]:
+        if self.failed:
+            return []
+        with self._latched():
+            return self._emit(batch, records, changes, changelog, on_commit)
+
+    def _emit(self, batch: Batch, records: list[Record], changes: Changes | None,
+              changelog: list[Record] | None, on_commit: Callable[[], None] | None) -> list[Batch]:
         if redo := self._settle(wait=False):
             return [*redo, batch]  # it was routed over state just taken back; its own was never applied
         out = records + (changelog or [])
@@ -394,15 +425,16 @@ class ExactlyOnce:
 
     def _produce(self, batch: Batch, records: list[Record], changes: Changes | None,
                  on_commit: Callable[[], None] | None, apply: bool) -> list[Batch]:
+        begin = self._open is None
+        txn = self._open = self._open or _Txn(time.monotonic())
+        txn.add(batch, changes, on_commit)  # first: whatever fails below, the batch is handed back
+        if apply and changes is not None:
+            changes.apply()
         try:
-            if self._open is None:
+            if begin:
                 with self._deadline("begin_transaction", 5):
                     self.producer.begin_transaction()
-                self._open = _Txn(time.monotonic())
-            self._open.add(batch, changes, on_commit)
-            if apply and changes is not None:
-                changes.apply()
-            produce_all(self.producer, records, self._on_delivery(self._open.failed))
+            produce_all(self.producer, records, self._on_delivery(txn.failed))
         except KafkaException as exc:
             return self._aborted(exc)
         return []
@@ -442,8 +474,6 @@ class ExactlyOnce:
                     tps, meta, t), deadline)
             self._retriable("commit_transaction", lambda t: self.producer.commit_transaction(t), deadline)
 
-        if self._committer is None:
-            self._committer = in_background()
         self._commit = self._committer(commit)
 
     def _settle(self, wait: bool) -> list[Batch]:
@@ -544,9 +574,12 @@ class ExactlyOnce:
 
     def poll(self) -> list[Batch]:
         self.producer.poll(0)
-        if redo := self._settle(wait=False):
-            return redo
-        return self._checkpoint_if_due()
+        if self.failed:
+            return []
+        with self._latched():
+            if redo := self._settle(wait=False):
+                return redo
+            return self._checkpoint_if_due()
 
     def pending(self) -> int:
         """Batches held behind a commit in flight."""
@@ -559,25 +592,29 @@ class ExactlyOnce:
 
     def drain(self, timeout: float) -> list[Batch]:
         """Commit everything emitted so far before returning (revoke, shutdown)."""
-        if redo := self._settle(wait=True):
-            return redo
-        if self._open is None:
+        if self.failed:
             return []
-        self._start_commit()
-        return self._settle(wait=True)
+        with self._latched():
+            if redo := self._settle(wait=True):
+                return redo
+            if self._open is None:
+                return []
+            self._start_commit()
+            return self._settle(wait=True)
 
     def on_lost(self) -> None:
         """The partitions are gone: a commit in flight ends as it ends; nothing else is committed."""
         commit, self._commit = self._commit, None
-        if commit is not None:
+        with self._latched():
+            if commit is not None:
+                try:
+                    commit.result()
+                except KafkaException:
+                    pass
+                else:
+                    self._committed()  # before the loss was seen: its batches are done
+            self._forget()
             try:
-                commit.result()
+                self._abort()
             except KafkaException:
                 pass
-            else:
-                self._committed()  # before the loss was seen: its batches are done
-        self._forget()
-        try:
-            self._abort()
-        except KafkaException:
-            pass

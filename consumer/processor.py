@@ -203,11 +203,11 @@ class StreamProcessor:
             if self.delivery.drain(timeout=60.0):
                 log.warning("a batch failed at shutdown; it is re-read on restart (nothing past it committed)")
         finally:
-            if self.watchdog is not None:
-                self.watchdog.close()
             self.pool.shutdown()
-            self.consumer.close()  # leaves the group
+            self.consumer.close()  # leaves the group (its revoke may still wait for a commit in flight)
             self.producer.flush(10)
+            if self.watchdog is not None:  # last: a Kafka call made above may hang too
+                self.watchdog.close()
             self.stats.inference_s = self.pool.seconds
             self.stats.commits = self.delivery.commits
         return self.stats

@@ -390,3 +390,60 @@ def test_backlog_exactly_once_counts_inputs_held_behind_a_commit_at_least_once_b
     assert a.backlog() == 0.5
     a.poll()  # acknowledged and committed
     assert a.backlog() == 0.0
+
+
+def test_exactly_once_lost_partitions_while_the_commit_aborts_take_everything_back() -> None:
+    store = _store()
+    counted: list[str] = []
+    p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"a-1" else None)
+    committer = HeldCommitter()
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
+    d.start()
+    d.emit(_batch(0, 1), _records("a"), *_changes(store, 0), on_commit=lambda: counted.append("a"))
+    d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1), on_commit=lambda: counted.append("b"))
+    committer.release()  # the commit fails: a-1 was refused
+    d.on_lost()
+    assert counted == [] and d.commits == 0 and store.get(0, "k") is None and d.pending() == 0
+    assert p.calls[-1] == "abort" and p.committed_txns == []
+
+
+def test_exactly_once_a_failed_begin_hands_its_batch_back() -> None:
+    """begin_transaction refused (then aborted): the batch never went out, so it is re-processed, not
+    passed over by the next batch's offsets."""
+
+    class RefusedBegin(FakeProducer):
+        refused = False
+
+        def begin_transaction(self) -> None:
+            if not self.refused:
+                self.refused = True
+                raise KafkaException(KafkaError(KafkaError._STATE, "Erroneous state"))
+            super().begin_transaction()
+
+    store = _store()
+    d = ExactlyOnce(RefusedBegin(), FakeConsumer(), committer=inline)
+    d.start()
+    a = _batch(0, 1)
+    assert d.emit(a, _records("a"), *_changes(store, 0)) == [a]
+    assert store.get(0, "k") is None  # its change taken back with it
+    assert d.emit(a, _records("a"), *_changes(store, 0)) == [] and d.commits == 1
+
+
+def test_exactly_once_anything_but_an_abort_stops_every_later_produce_and_commit() -> None:
+    """A batch's accounting raising after its commit landed leaves held batches in no known state: nothing
+    more goes out on any path, so the revoke at close cannot commit offsets past them."""
+    p, committer = FakeProducer(), HeldCommitter()
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
+    d.start()
+
+    def broken() -> None:
+        raise RuntimeError("metrics broke")
+
+    d.emit(_batch(0, 1), _records("a"), on_commit=broken)
+    d.emit(_batch(1, 1), _records("b", start=1))  # held behind a's commit
+    committer.release()
+    with pytest.raises(RuntimeError, match="metrics broke"):
+        d.poll()
+    assert d.failed == "RuntimeError: metrics broke"
+    assert d.emit(_batch(2, 1), _records("c", start=2)) == [] and d.drain(1.0) == []
+    assert [v for t, v in p.produced if t == "pred"] == [b"a-0", b"a-1"] and p.sent_offsets == [{(T, 0): 1}]

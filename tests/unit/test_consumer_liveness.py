@@ -82,9 +82,20 @@ def test_a_checkpoint_commits_in_its_own_thread_while_the_loop_goes_on() -> None
 
 
 def test_a_commit_that_fails_in_its_thread_stops_the_loop_at_its_next_turn() -> None:
+    """The loop's poll raises what the commit's thread met; from then on nothing is produced or committed
+    on any path (the revoke at close included): the next owner re-reads from the last commit."""
+    import time
+
     p = _AlwaysRetriable()
     d = ExactlyOnce(p, FakeConsumer(), transaction_timeout_s=0.5)
     d.start()
     assert d.emit(Batch(next_offsets={("s", 0): 1}, first_offsets={("s", 0): 0}), []) == []  # in flight
+    deadline = time.monotonic() + 10
     with pytest.raises(DeliveryFailed, match="unresolved after the transaction's time"):
-        d.drain(10)
+        while time.monotonic() < deadline:
+            d.poll()
+            time.sleep(0.01)
+    assert d.failed is not None and "DeliveryFailed" in d.failed
+    calls = list(p.calls)
+    assert d.emit(Batch(next_offsets={("s", 0): 2}, first_offsets={("s", 0): 1}), []) == []
+    assert d.drain(1.0) == [] and d.poll() == [] and p.calls == calls and p.produced == []
