@@ -117,8 +117,9 @@ class ConsumerSettings(SampleSettings, KafkaSettings):
                                "the longest a transaction stays open collecting micro-batches (the most a "
                                "read_committed reader waits); at-least-once, between asynchronous commits of "
                                "acknowledged batches (0 = every batch, synchronously)")
-    checkpoint_inputs: int = Field(10_000, ge=1, description="exactly-once: most inputs in one transaction, and "
-                                   "in the batches held while one commits (more pauses the partitions)")
+    checkpoint_inputs: int = Field(10_000, ge=1, description="exactly-once: a transaction closes once it holds "
+                                   "this many inputs (the batches held while one commits join the next whole, "
+                                   "so it may hold more); more held than this pauses the partitions")
     response_cache: bool = Field(True, description="reuse the model's answer for an input seen before (a 13 MB table "
                                  "over all 1,030,301 inputs)")
     max_pending_batches: int = Field(16, ge=1, description="at-least-once: pause partitions when more batches await "
