@@ -280,14 +280,21 @@ def test_at_least_once_counts_a_batch_when_it_is_output() -> None:
     assert counted == ["a"]
 
 
+def _each_batch_due(p: FakeProducer) -> tuple[ExactlyOnce, HeldCommitter]:
+    """Exactly-once whose checkpoint is due after every batch, its commits held in flight until released."""
+    committer = HeldCommitter()
+    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
+    d.start()
+    return d, committer
+
+
 def test_exactly_once_holds_the_batches_emitted_while_a_commit_is_in_flight_then_produces_them_in_order() -> None:
     """The loop goes on while a checkpoint commits: Kafka takes no records then, so the batches emitted
     meanwhile are held (their state applied: the next batch reads it) and open the next transaction."""
     store = _store()
     counted: list[str] = []
-    p, committer = FakeProducer(), HeldCommitter()
-    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
-    d.start()
+    p = FakeProducer()
+    d, committer = _each_batch_due(p)
     assert d.emit(_batch(0, 1), _records("a"), *_changes(store, 0), on_commit=lambda: counted.append("a")) == []
     assert p.calls == ["init", "begin"] and len(committer.waiting) == 1  # due at once: its commit in flight
     assert d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1),
@@ -315,9 +322,7 @@ def test_exactly_once_a_commit_aborting_in_flight_hands_back_it_and_every_batch_
     store = _store()
     counted: list[str] = []
     p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"a-1" else None)
-    committer = HeldCommitter()
-    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
-    d.start()
+    d, committer = _each_batch_due(p)
     a, b, c, e = _batch(0, 1), _batch(1, 1), _batch(2, 1), _batch(3, 1)
     assert d.emit(a, _records("a"), *_changes(store, 0), on_commit=lambda: counted.append("a")) == []
     assert d.emit(b, _records("b", start=1), *_changes(store, 1)) == []
@@ -333,9 +338,8 @@ def test_exactly_once_a_commit_aborting_in_flight_hands_back_it_and_every_batch_
 def test_exactly_once_lost_partitions_keep_a_commit_that_landed_and_drop_what_was_held() -> None:
     store = _store()
     counted: list[str] = []
-    p, committer = FakeProducer(), HeldCommitter()
-    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
-    d.start()
+    p = FakeProducer()
+    d, committer = _each_batch_due(p)
     d.emit(_batch(0, 1), _records("a"), *_changes(store, 0), on_commit=lambda: counted.append("a"))
     d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1), on_commit=lambda: counted.append("b"))
     committer.release()
@@ -396,9 +400,7 @@ def test_exactly_once_lost_partitions_while_the_commit_aborts_take_everything_ba
     store = _store()
     counted: list[str] = []
     p = FakeProducer(fail=lambda _t, v: KafkaError.MSG_SIZE_TOO_LARGE if v == b"a-1" else None)
-    committer = HeldCommitter()
-    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
-    d.start()
+    d, committer = _each_batch_due(p)
     d.emit(_batch(0, 1), _records("a"), *_changes(store, 0), on_commit=lambda: counted.append("a"))
     d.emit(_batch(1, 1), _records("b", start=1), *_changes(store, 1), on_commit=lambda: counted.append("b"))
     committer.release()  # the commit fails: a-1 was refused
@@ -432,9 +434,8 @@ def test_exactly_once_a_failed_begin_hands_its_batch_back() -> None:
 def test_exactly_once_anything_but_an_abort_stops_every_later_produce_and_commit() -> None:
     """A batch's accounting raising after its commit landed leaves held batches in no known state: nothing
     more goes out on any path, so the revoke at close cannot commit offsets past them."""
-    p, committer = FakeProducer(), HeldCommitter()
-    d = ExactlyOnce(p, FakeConsumer(), checkpoint_s=60.0, checkpoint_inputs=1, committer=committer)
-    d.start()
+    p = FakeProducer()
+    d, committer = _each_batch_due(p)
 
     def broken() -> None:
         raise RuntimeError("metrics broke")
